@@ -1,0 +1,220 @@
+"""MATPOWER-style case arrays (a "ppc": baseMVA, bus, gen, branch, gencost) to a `Grid`.
+
+Column layout is MATPOWER's (caseformat, version 2). Every check names the source, the matrix
+and the (1-based) row, so that a malformed case file is an error a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from gridrl.cases.grid import BusType, CostModel, GenType, Grid
+
+# MATPOWER column indices (0-based), from idx_bus / idx_gen / idx_brch / idx_cost.
+BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, VA, BASE_KV, ZONE, VMAX, VMIN = range(13)
+GEN_BUS, PG, QG, QMAX, QMIN, VG, MBASE, GEN_STATUS, PMAX, PMIN = range(10)
+RAMP_AGC = 16
+F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, RATE_B, RATE_C, TAP, SHIFT, BR_STATUS = range(11)
+ANGMIN, ANGMAX = 11, 12
+MODEL, STARTUP, SHUTDOWN, NCOST, COST = range(5)
+
+MIN_COLUMNS = {"bus": 13, "gen": 10, "branch": 11, "gencost": 4}
+
+
+class CaseError(ValueError):
+    """A case that cannot be turned into a Grid; the message names file, matrix and row."""
+
+
+def _where(source: str, matrix: str, row: int | None = None) -> str:
+    at = f"{source}: matrix '{matrix}'"
+    return at if row is None else f"{at}, row {row + 1}"
+
+
+def _matrix(ppc: Mapping[str, Any], key: str, source: str, required: bool = True) -> np.ndarray:
+    if key not in ppc or ppc[key] is None:
+        if required:
+            raise CaseError(f"{source}: the case has no '{key}' matrix")
+        return np.zeros((0, MIN_COLUMNS[key]))
+    try:
+        array = np.asarray(ppc[key], dtype=float)
+    except (TypeError, ValueError) as error:
+        raise CaseError(f"{_where(source, key)} has a non-numeric entry ({error})") from None
+    if array.ndim == 1 and array.size:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise CaseError(f"{_where(source, key)} is empty or not a 2-D matrix")
+    if array.shape[1] < MIN_COLUMNS[key]:
+        raise CaseError(
+            f"{_where(source, key)} has {array.shape[1]} columns; "
+            f"MATPOWER format version 2 needs at least {MIN_COLUMNS[key]}"
+        )
+    bad = np.argwhere(np.isnan(array))
+    if bad.size:
+        row, col = bad[0]
+        raise CaseError(f"{_where(source, key, int(row))}, column {col + 1} is not a number")
+    return array
+
+
+def _bus_lookup(bus: np.ndarray, source: str) -> dict[int, int]:
+    ids = bus[:, BUS_I]
+    lookup: dict[int, int] = {}
+    for row, value in enumerate(ids):
+        if value != int(value) or value < 0:
+            raise CaseError(f"{_where(source, 'bus', row)}: bus number {value} is not an integer")
+        if int(value) in lookup:
+            raise CaseError(f"{_where(source, 'bus', row)}: bus number {int(value)} repeats")
+        lookup[int(value)] = row
+    return lookup
+
+
+def _to_internal(
+    ids: np.ndarray, lookup: dict[int, int], source: str, matrix: str, column: str
+) -> np.ndarray:
+    out = np.empty(len(ids), dtype=np.int32)
+    for row, value in enumerate(ids):
+        index = lookup.get(int(value)) if value == int(value) else None
+        if index is None:
+            raise CaseError(
+                f"{_where(source, matrix, row)}: {column} refers to bus {value:g}, "
+                "which the bus matrix does not define"
+            )
+        out[row] = index
+    return out
+
+
+def _costs(gencost: np.ndarray, n_gen: int, source: str):
+    """Split gencost rows into polynomial and piecewise-linear arrays (active power only)."""
+    if gencost.shape[0] == 0:
+        return (
+            np.full(n_gen, CostModel.POLYNOMIAL, np.int32),
+            np.zeros(n_gen),
+            np.zeros(n_gen),
+            np.zeros((n_gen, 1)),
+            np.zeros((n_gen, 1, 2)),
+        )
+    if gencost.shape[0] < n_gen:
+        raise CaseError(
+            f"{_where(source, 'gencost')} has {gencost.shape[0]} rows for {n_gen} generators"
+        )
+    rows = gencost[:n_gen]  # rows beyond n_gen are reactive costs, which gridrl does not use
+    model = rows[:, MODEL].astype(np.int32)
+    ncost = rows[:, NCOST].astype(int)
+    for row in range(n_gen):
+        if model[row] not in (CostModel.PIECEWISE_LINEAR, CostModel.POLYNOMIAL):
+            raise CaseError(f"{_where(source, 'gencost', row)}: unknown cost model {model[row]}")
+        width = ncost[row] * (2 if model[row] == CostModel.PIECEWISE_LINEAR else 1)
+        if ncost[row] < 1 or COST + width > rows.shape[1]:
+            raise CaseError(
+                f"{_where(source, 'gencost', row)}: NCOST = {ncost[row]} needs {COST + width} "
+                f"columns, the matrix has {rows.shape[1]}"
+            )
+    poly_order = max([n for m, n in zip(model, ncost, strict=True) if m == 2] or [1])
+    pwl_points = max([n for m, n in zip(model, ncost, strict=True) if m == 1] or [1])
+    poly = np.zeros((n_gen, poly_order))
+    pwl = np.zeros((n_gen, pwl_points, 2))
+    for row in range(n_gen):
+        n = ncost[row]
+        values = rows[row, COST : COST + n * (2 if model[row] == 1 else 1)]
+        if model[row] == CostModel.POLYNOMIAL:
+            poly[row, poly_order - n :] = values
+        else:
+            points = values.reshape(n, 2)
+            pwl[row, :n] = points
+            pwl[row, n:] = points[-1]
+    return model, rows[:, STARTUP], rows[:, SHUTDOWN], poly, pwl
+
+
+def from_ppc(
+    ppc: Mapping[str, Any],
+    *,
+    name: str = "",
+    source: str = "case",
+    branch_g: np.ndarray | None = None,
+    gen_type: np.ndarray | None = None,
+    region: np.ndarray | None = None,
+) -> Grid:
+    """Build a Grid from MATPOWER-style arrays; `source` names the origin in error messages."""
+    try:
+        base_mva = float(ppc["baseMVA"])
+    except (KeyError, TypeError, ValueError):
+        raise CaseError(f"{source}: the case has no numeric 'baseMVA'") from None
+    if not base_mva > 0:
+        raise CaseError(f"{source}: baseMVA must be positive, got {base_mva}")
+    bus = _matrix(ppc, "bus", source)
+    gen = _matrix(ppc, "gen", source)
+    branch = _matrix(ppc, "branch", source)
+    gencost = _matrix(ppc, "gencost", source, required=False)
+
+    lookup = _bus_lookup(bus, source)
+    bus_type = bus[:, BUS_TYPE].astype(np.int32)
+    for row, value in enumerate(bus[:, BUS_TYPE]):
+        if value not in (1, 2, 3, 4):
+            raise CaseError(f"{_where(source, 'bus', row)}: bus type {value:g} is not 1, 2, 3 or 4")
+    if not np.any(bus_type == BusType.REF):
+        raise CaseError(f"{_where(source, 'bus')}: no reference (slack) bus, i.e. no row of type 3")
+    gen_bus = _to_internal(gen[:, GEN_BUS], lookup, source, "gen", "GEN_BUS")
+    f_bus = _to_internal(branch[:, F_BUS], lookup, source, "branch", "F_BUS")
+    t_bus = _to_internal(branch[:, T_BUS], lookup, source, "branch", "T_BUS")
+    model, startup, shutdown, poly, pwl = _costs(gencost, len(gen), source)
+
+    def column(matrix: np.ndarray, index: int, default: float) -> np.ndarray:
+        return matrix[:, index] if matrix.shape[1] > index else np.full(len(matrix), default)
+
+    tap = branch[:, TAP].copy()
+    tap[tap == 0] = 1.0  # MATPOWER: a zero ratio means a line
+    rate_a = branch[:, RATE_A].copy()
+    rate_a[rate_a <= 0] = np.inf  # MATPOWER: zero means unlimited
+    ramp = column(gen, RAMP_AGC, 0.0).copy()
+    ramp[ramp <= 0] = np.inf
+    n_bus, n_gen, n_branch = len(bus), len(gen), len(branch)
+    return Grid(
+        bus_type=bus_type,
+        pd=bus[:, PD],
+        qd=bus[:, QD],
+        gs=bus[:, GS],
+        bs=bus[:, BS],
+        vm=bus[:, VM],
+        va=np.deg2rad(bus[:, VA]),
+        base_kv=bus[:, BASE_KV],
+        vmax=bus[:, VMAX],
+        vmin=bus[:, VMIN],
+        region=np.zeros(n_bus, np.int32) if region is None else np.asarray(region, np.int32),
+        gen_bus=gen_bus,
+        pg=gen[:, PG],
+        qg=gen[:, QG],
+        qmax=gen[:, QMAX],
+        qmin=gen[:, QMIN],
+        vg=gen[:, VG],
+        pmax=gen[:, PMAX],
+        pmin=gen[:, PMIN],
+        gen_status=gen[:, GEN_STATUS] > 0,
+        ramp=ramp,
+        gen_type=(
+            np.full(n_gen, GenType.THERMAL, np.int32)
+            if gen_type is None
+            else np.asarray(gen_type, np.int32)
+        ),
+        cost_model=model,
+        cost_startup=startup,
+        cost_shutdown=shutdown,
+        cost_poly=poly,
+        cost_pwl=pwl,
+        f_bus=f_bus,
+        t_bus=t_bus,
+        r=branch[:, BR_R],
+        x=branch[:, BR_X],
+        b=branch[:, BR_B],
+        g=np.zeros(n_branch) if branch_g is None else np.asarray(branch_g, float),
+        rate_a=rate_a,
+        tap=tap,
+        shift=np.deg2rad(branch[:, SHIFT]),
+        branch_status=branch[:, BR_STATUS] > 0,
+        angmin=np.deg2rad(column(branch, ANGMIN, -360.0)),
+        angmax=np.deg2rad(column(branch, ANGMAX, 360.0)),
+        base_mva=base_mva,
+        bus_ids=tuple(int(i) for i in bus[:, BUS_I]),
+        name=name,
+    )
