@@ -142,4 +142,3 @@ class Grid:
             return self.bus_ids.index(int(bus_id))
         except ValueError:
             raise KeyError(f"grid {self.name!r} has no bus numbered {bus_id}") from None
-

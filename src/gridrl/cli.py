@@ -1,0 +1,119 @@
+"""The `gridrl` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from gridrl.cases import CaseError
+
+
+def _loading_percent(flow_mw: np.ndarray, rate_mva: np.ndarray) -> np.ndarray:
+    """|flow| as a percentage of the rating; unrated branches read 0."""
+    rated = np.isfinite(rate_mva) & (rate_mva > 0)
+    return np.where(rated, 100.0 * np.abs(flow_mw) / np.where(rated, rate_mva, 1.0), 0.0)
+
+
+def _branch_label(grid, k: int) -> str:
+    return f"{grid.bus_ids[int(grid.f_bus[k])]}-{grid.bus_ids[int(grid.t_bus[k])]}"
+
+
+def _summary_table(grid) -> Table:
+    gen_on = np.asarray(grid.gen_status)
+    table = Table(
+        title=f"{grid.name}: {grid.n_bus} buses, {grid.n_gen} generators, "
+        f"{grid.n_branch} branches, base {grid.base_mva:g} MVA"
+    )
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("load (MW)", f"{np.sum(grid.pd):,.1f}")
+    table.add_row("generation setpoints (MW)", f"{np.sum(np.asarray(grid.pg)[gen_on]):,.1f}")
+    table.add_row("generation capacity (MW)", f"{np.sum(np.asarray(grid.pmax)[gen_on]):,.1f}")
+    table.add_row("regions", str(grid.n_region))
+    return table
+
+
+def _flows_table(grid, results: dict[str, np.ndarray], top: int) -> Table:
+    """The most loaded branches under each physics model."""
+    rate = np.asarray(grid.rate_a)
+    worst = results[next(iter(results))]
+    order = np.argsort(-_loading_percent(worst, rate))[:top]
+    table = Table(title=f"The {top} most loaded branches")
+    table.add_column("branch (from-to)")
+    table.add_column("rating (MVA)", justify="right")
+    for name in results:
+        table.add_column(f"{name} P (MW)", justify="right")
+        table.add_column(f"{name} loading", justify="right")
+    for k in order:
+        cells = [_branch_label(grid, k), f"{rate[k]:,.0f}"]
+        for flow in results.values():
+            cells += [f"{flow[k]:,.1f}", f"{_loading_percent(flow, rate)[k]:.0f}%"]
+        table.add_row(*cells)
+    return table
+
+
+def powerflow(args: argparse.Namespace, console: Console) -> int:
+    """Load a case, solve DC and AC power flow, print a readable summary."""
+    from gridrl.cases import load
+    from gridrl.physics import ac_power_flow, dc_power_flow
+
+    grid = load(args.case)
+    console.print(_summary_table(grid))
+    flows: dict[str, np.ndarray] = {}
+    timing = Table(title="Power flow")
+    for column in ("model", "converged", "iterations", "losses (MW)", "V range (p.u.)", "time"):
+        timing.add_column(column, justify="right")
+    start = time.perf_counter()
+    dc = dc_power_flow(grid)
+    flows["DC"] = np.asarray(dc.pf)
+    timing.add_row(
+        "DC", "yes", "-", "0", "-", f"{time.perf_counter() - start:.2f} s (incl. compile)"
+    )
+    start = time.perf_counter()
+    ac = ac_power_flow(grid)
+    pf, pt = np.asarray(ac.pf), np.asarray(ac.pt)
+    flows["AC"] = pf
+    vm = np.asarray(ac.vm)[np.asarray(ac.energized)]
+    timing.add_row(
+        "AC",
+        "yes" if bool(ac.converged) else "NO",
+        str(int(ac.iterations)),
+        f"{np.sum(pf + pt):,.2f}",
+        f"{vm.min():.3f} - {vm.max():.3f}",
+        f"{time.perf_counter() - start:.2f} s (incl. compile)",
+    )
+    console.print(timing)
+    console.print(_flows_table(grid, flows, args.top))
+    return 0 if bool(ac.converged) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridrl", description="Agents that operate real transmission grids, in JAX."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    flow = commands.add_parser("powerflow", help="solve DC and AC power flow on a case, summarise")
+    flow.add_argument("--case", default="ieee118", help="built-in name or MATPOWER .m file")
+    flow.add_argument("--top", type=int, default=10, help="how many loaded branches to list")
+    flow.set_defaults(handler=powerflow)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    try:
+        return args.handler(args, console)
+    except CaseError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
