@@ -1,0 +1,27 @@
+"""Optimisation baselines (numpy + HiGHS, not jitted): DC optimal power flow."""
+
+from gridrl.opf.costs import GenCosts, cost_per_gen, gen_costs
+from gridrl.opf.dcopf import (
+    DcOpfProblem,
+    DcOpfResult,
+    DcOpfSolver,
+    QuadraticProgram,
+    build_dc_opf,
+    dc_opf,
+)
+from gridrl.opf.network import DcNetwork, OpfInputError, dc_network
+
+__all__ = [
+    "DcNetwork",
+    "DcOpfProblem",
+    "DcOpfResult",
+    "DcOpfSolver",
+    "GenCosts",
+    "OpfInputError",
+    "QuadraticProgram",
+    "build_dc_opf",
+    "cost_per_gen",
+    "dc_network",
+    "dc_opf",
+    "gen_costs",
+]
