@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from gridrl.cases import ieee118
 from gridrl.cases.grid import BusType, CostModel, GenType, Grid
-from gridrl.cases.ieee118 import ieee118, read_only
 from gridrl.cases.matpower import read_matpower
 from gridrl.cases.pandapower import from_pandapower
 from gridrl.cases.ppc import CaseError, from_ppc
@@ -24,11 +24,11 @@ PANDAPOWER_CASES = ("case14", "case30", "case57", "case118", "case300", "case135
 def _pandapower_case(name: str) -> Grid:
     import pandapower.networks
 
-    return read_only(from_pandapower(getattr(pandapower.networks, name)(), name=name))
+    return ieee118.read_only(from_pandapower(getattr(pandapower.networks, name)(), name=name))
 
 
 BUILT_IN: dict[str, Callable[[], Grid]] = {
-    DEFAULT_CASE: ieee118,
+    DEFAULT_CASE: ieee118.build,
     **{name: functools.partial(_pandapower_case, name) for name in PANDAPOWER_CASES},
 }
 
@@ -56,7 +56,6 @@ __all__ = [
     "Grid",
     "from_pandapower",
     "from_ppc",
-    "ieee118",
     "load",
     "read_matpower",
 ]
