@@ -1,7 +1,8 @@
 """Per-unit system load (of the annual peak) from the calendar and the measured temperature.
 
     load(h) ∝ hourly_shape[season, day type](hour of day) · daily_factor(weekday)
-              · (1 + HEATING_SLOPE · max(0, HEATING_BASE_C − T̄) + COOLING_SLOPE · max(0, T̄ − COOLING_BASE_C))
+              · (1 + HEATING_SLOPE · max(0, HEATING_BASE_C − T̄)
+                   + COOLING_SLOPE · max(0, T̄ − COOLING_BASE_C))
 
 The hour-of-day shapes (morning ramp, evening peak in winter, afternoon plateau in summer) and the
 weekday factors are the IEEE Reliability Test System's chronological load model (IEEE RTS-79,

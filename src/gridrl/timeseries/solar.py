@@ -41,17 +41,19 @@ MAX_CLEAR_SKY_RATIO = 2.0  # bounds cloud-enhancement outliers of the hourly rat
 
 def ac_per_unit(
     site: SiteWeather,
-    local_times: pd.DatetimeIndex,
+    times: pd.DatetimeIndex,
+    sun: pd.DataFrame,
     ghi: np.ndarray,
     dni: np.ndarray,
     dhi: np.ndarray,
     temp_air: np.ndarray,
     wind_speed: np.ndarray,
 ) -> np.ndarray:
-    """AC output per unit of AC nameplate for irradiance (W/m²) and weather at `local_times`."""
-    loc = location.Location(site.latitude, site.longitude, altitude=site.altitude)
-    times = site.utc(local_times)
-    sun = loc.get_solarposition(times)
+    """AC output per unit of AC nameplate for irradiance (W/m²) and weather at UTC `times`.
+
+    `sun` is pvlib's solar position at `times`.
+    """
+    loc = _location(site)
     poa = irradiance.get_total_irradiance(
         TILT_DEG,
         AZIMUTH_DEG,
@@ -76,13 +78,18 @@ def ac_per_unit(
     return np.clip(np.asarray(ac, dtype=np.float64), 0.0, 1.0)
 
 
+def _location(site: SiteWeather) -> location.Location:
+    return location.Location(site.latitude, site.longitude, altitude=site.altitude)
+
+
 def hourly_output(site: SiteWeather) -> np.ndarray:
     """Per-unit AC output for each measured hour [8760], the sun taken at the hour's centre."""
     w = site.hourly
-    centres = w.index + pd.Timedelta(hours=IRRADIANCE_OFFSET_H)
+    centres = site.utc(w.index + pd.Timedelta(hours=IRRADIANCE_OFFSET_H))
     return ac_per_unit(
         site,
         centres,
+        _location(site).get_solarposition(centres),
         w["ghi"].to_numpy(),
         w["dni"].to_numpy(),
         w["dhi"].to_numpy(),
@@ -93,12 +100,13 @@ def hourly_output(site: SiteWeather) -> np.ndarray:
 
 def step_output(site: SiteWeather) -> np.ndarray:
     """Per-unit AC output at each 5-minute step start of the year [105120], in [0, 1]."""
-    starts = step_starts(site.hourly.index[0].year)
-    loc = location.Location(site.latitude, site.longitude, altitude=site.altitude)
-    clear = loc.get_clearsky(site.utc(starts))
+    starts = site.utc(step_starts(site.hourly.index[0].year))
+    sun = _location(site).get_solarposition(starts)
+    clear = _location(site).get_clearsky(starts, solar_position=sun)
     clear_output = ac_per_unit(
         site,
         starts,
+        sun,
         clear["ghi"].to_numpy(),
         clear["dni"].to_numpy(),
         clear["dhi"].to_numpy(),
