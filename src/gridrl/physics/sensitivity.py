@@ -1,0 +1,90 @@
+"""DC sensitivities: PTDF and LODF, MATPOWER's makePTDF / makeLODF conventions.
+
+PTDF[l, v]: MW more on branch l (from end) per MW injected at bus v and withdrawn at the
+reference bus. LODF[l, k]: the change of flow on branch l per MW that flowed on branch k before
+k went out; the diagonal is −1 as in MATPOWER.
+
+Where MATPOWER divides by zero, gridrl defines: a branch whose outage islands part of the grid
+has LODF column 0 off the diagonal (the outcome then depends on the load and generation lost
+with the island, which no distribution factor expresses: solve `dc_power_flow` with the branch
+out instead). Branches out of service or dead have zero rows and columns (diagonal −1 kept),
+and de-energised buses zero PTDF columns.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from gridrl.cases.grid import Grid
+from gridrl.physics import islands
+from gridrl.physics.dc import DCModel, dc_model, grounded_matrix
+
+Array = jnp.ndarray
+
+
+def ptdf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None = None) -> Array:
+    """[..., n_branch, n_bus] PTDF in MW per MW, the reference bus as slack.
+
+    line_status [..., n_branch] (AND-ed with the grid's status) gives one matrix per sample,
+    each from a dense factorisation of its own topology.
+    """
+    model = dc_model(grid) if model is None else model
+    usable, energized = _topology(grid, model, line_status)
+    return _ptdf(model, usable, energized, line_status is not None)
+
+
+def lodf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None = None) -> Array:
+    """[..., n_branch, n_branch] LODF (see the module notes for islanding and dead branches)."""
+    model = dc_model(grid) if model is None else model
+    usable, energized = _topology(grid, model, line_status)
+    return _lodf(model, usable, energized, line_status is not None)
+
+
+def _topology(grid: Grid, model: DCModel, line_status: Array | None) -> tuple[Array, Array]:
+    if line_status is None:
+        return model.usable, model.energized
+    shape = jnp.shape(line_status)
+    if len(shape) == 0 or shape[-1] != grid.n_branch:
+        raise ValueError(f"line_status must have shape [..., {grid.n_branch}], got {shape}")
+    usable = model.usable & jnp.asarray(line_status, bool)
+    energized = islands.reachable(model.f_bus, model.t_bus, usable, model.ref, model.n_bus)
+    return usable, energized
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _ptdf(model: DCModel, usable: Array, energized: Array, own_inverse: bool) -> Array:
+    inverse = (
+        jnp.linalg.inv(grounded_matrix(model, usable, energized)) if own_inverse else model.inverse
+    )
+    keep = energized & (jnp.arange(model.n_bus) != model.ref)
+    angles = inverse * keep[..., :, None] * keep[..., None, :]  # column v: angles per p.u. at v
+    carries = usable & energized[..., model.f_bus]
+    b = jnp.where(carries, model.susceptance, 0.0)
+    return b[..., :, None] * (angles[..., model.f_bus, :] - angles[..., model.t_bus, :])
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _lodf(model: DCModel, usable: Array, energized: Array, own_inverse: bool) -> Array:
+    factors = _ptdf(model, usable, energized, own_inverse)
+    # transfer[l, k]: flow on l per MW sent from the from end to the to end of branch k
+    transfer = factors[..., :, model.f_bus] - factors[..., :, model.t_bus]
+    self_share = jnp.diagonal(transfer, axis1=-2, axis2=-1)
+    carries = usable & energized[..., model.f_bus]
+    splits = carries & _islanding(model, usable, energized)
+    defined = carries & ~splits
+    safe = jnp.where(defined, 1.0 - self_share, 1.0)
+    factors = jnp.where(
+        carries[..., :, None] & defined[..., None, :], transfer / safe[..., None, :], 0.0
+    )
+    eye = jnp.eye(model.n_branch, dtype=bool)
+    return jnp.where(eye, -1.0, factors)
+
+
+def _islanding(model: DCModel, usable: Array, energized: Array) -> Array:
+    """bool [..., n_branch]: whether taking out each branch alone de-energises some bus."""
+    without = usable[..., None, :] & ~jnp.eye(model.n_branch, dtype=bool)
+    after = islands.reachable(model.f_bus, model.t_bus, without, model.ref, model.n_bus)
+    return jnp.any(energized[..., None, :] & ~after, axis=-1)
