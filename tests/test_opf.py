@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridrl.cases import CostModel, Grid
-from gridrl.cases.matpower import read_matpower
+from gridrl.cases import CostModel, Grid, read_matpower
 from gridrl.opf import DcOpfSolver, OpfInputError, build_dc_opf, cost_per_gen, dc_opf, gen_costs
 
 pypower_api = pytest.importorskip("pypower.api", reason="PYPOWER is the DC-OPF reference")
