@@ -79,9 +79,10 @@ class DcOpfResult:
     solve_time: float  # s, HiGHS's run only
 
 
-def _check_finite(grid: Grid, field: str, where: np.ndarray, what: str) -> np.ndarray:
+def _checked(grid: Grid, field: str, where: np.ndarray, what: str, allow_inf=False) -> np.ndarray:
+    """A Grid field, refusing NaN (and, unless allowed, ±inf) on the elements in `where`."""
     values = host_array(grid, field)
-    bad = where & np.isnan(values) if field in ("pmin", "pmax") else where & ~np.isfinite(values)
+    bad = where & (np.isnan(values) if allow_inf else ~np.isfinite(values))
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         raise OpfInputError(f"grid.{field} of {what} {index} is {values[index]}")
@@ -96,8 +97,8 @@ def _bus_injection_rhs(network: DcNetwork, pd: np.ndarray, gs: np.ndarray, base_
 def _angle_limits(grid: Grid, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MATPOWER's makeAang: branches whose limits are set (non-zero, inside ±360°), with -inf/inf
     where one side is zero."""
-    angmin = _check_finite(grid, "angmin", active, "branch")
-    angmax = _check_finite(grid, "angmax", active, "branch")
+    angmin = _checked(grid, "angmin", active, "branch")
+    angmax = _checked(grid, "angmax", active, "branch")
     limited = ((angmin != 0) & (angmin > -TWO_PI)) | ((angmax != 0) & (angmax < TWO_PI))
     branches = np.flatnonzero(active & limited)
     lower = np.where(angmin[branches] != 0, angmin[branches], -np.inf)
@@ -105,48 +106,50 @@ def _angle_limits(grid: Grid, active: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return branches, lower, upper
 
 
+def _epigraph_rows(costs: GenCosts, column_of_gen: np.ndarray, n_gen: int, base: float):
+    """Blocks [Pg | y] of the rows slope·base·Pg - y <= -intercept: y above every segment."""
+    n_segment, n_pwl = len(costs.segment_slope), len(costs.pwl_gens)
+    segments = np.arange(n_segment)
+    columns = column_of_gen[costs.pwl_gens][costs.segment_gen]
+    pg_block = sp.csr_matrix(
+        (costs.segment_slope * base, (segments, columns)), shape=(n_segment, n_gen)
+    )
+    y_block = sp.csr_matrix(
+        (-np.ones(n_segment), (segments, costs.segment_gen)), shape=(n_segment, n_pwl)
+    )
+    return pg_block, y_block
+
+
 def build_dc_opf(grid: Grid) -> DcOpfProblem:
     """Assemble the DC-OPF of `grid` (sparse, per unit); raises OpfInputError on bad data."""
     network = dc_network(grid)
     base = float(grid.base_mva)
-    n_bus = len(network.bus_active)
     gens = np.flatnonzero(network.gen_active)
     costs = gen_costs(grid, network.gen_active)
-    pd = _check_finite(grid, "pd", network.bus_active, "bus")
-    gs = _check_finite(grid, "gs", network.bus_active, "bus")
-    pmin = _check_finite(grid, "pmin", network.gen_active, "generator")[gens]
-    pmax = _check_finite(grid, "pmax", network.gen_active, "generator")[gens]
-    rate_a = host_array(grid, "rate_a")
-    if np.isnan(rate_a[network.branch_active]).any():
-        raise OpfInputError("grid.rate_a has NaN on an in-service branch (inf means unrated)")
+    pd = _checked(grid, "pd", network.bus_active, "bus")
+    gs = _checked(grid, "gs", network.bus_active, "bus")
+    pmin = _checked(grid, "pmin", network.gen_active, "generator", allow_inf=True)[gens]
+    pmax = _checked(grid, "pmax", network.gen_active, "generator", allow_inf=True)[gens]
+    rate_a = _checked(grid, "rate_a", network.branch_active, "branch", allow_inf=True)
     rated = np.flatnonzero(network.branch_active & (rate_a > 0) & np.isfinite(rate_a))
     angle_branches, angle_lower, angle_upper = _angle_limits(grid, network.branch_active)
-    n_gen, n_pwl = len(gens), len(costs.pwl_gens)
+    n_bus, n_gen, n_pwl = len(network.bus_active), len(gens), len(costs.pwl_gens)
     n_segment = len(costs.segment_slope)
 
-    # columns: [Va | Pg | y]
-    va, pg, y = slice(0, n_bus), slice(n_bus, n_bus + n_gen), slice(n_bus + n_gen, None)
-    va_case = host_array(grid, "va")
+    # columns [Va | Pg | y]; reference and isolated buses keep their case angle
     fixed = (host_array(grid, "bus_type", np.int64) == BusType.REF) | ~network.bus_active
-    va_fixed = np.where(fixed, va_case, 0.0)
-    col_lower = np.r_[np.where(fixed, va_fixed, -np.inf), pmin / base, np.full(n_pwl, -np.inf)]
-    col_upper = np.r_[np.where(fixed, va_fixed, np.inf), pmax / base, np.full(n_pwl, np.inf)]
+    va_case = host_array(grid, "va")
+    col_lower = np.r_[np.where(fixed, va_case, -np.inf), pmin / base, np.full(n_pwl, -np.inf)]
+    col_upper = np.r_[np.where(fixed, va_case, np.inf), pmax / base, np.full(n_pwl, np.inf)]
 
-    gen_of_column = np.zeros(len(network.gen_active), np.int64)
-    gen_of_column[gens] = np.arange(n_gen)
+    # rows [balance | flow limits | angle limits | epigraph]
+    column_of_gen = np.zeros(len(network.gen_active), np.int64)
+    column_of_gen[gens] = np.arange(n_gen)
     cg = sp.csr_matrix(
         (np.ones(n_gen), (host_array(grid, "gen_bus", np.int64)[gens], np.arange(n_gen))),
         shape=(n_bus, n_gen),
     )
-    pwl_pg = costs.segment_slope * base
-    epigraph_pg = sp.csr_matrix(
-        (pwl_pg, (np.arange(n_segment), gen_of_column[costs.pwl_gens][costs.segment_gen])),
-        shape=(n_segment, n_gen),
-    )
-    epigraph_y = sp.csr_matrix(
-        (-np.ones(n_segment), (np.arange(n_segment), costs.segment_gen)), shape=(n_segment, n_pwl)
-    )
-    n_rated, n_angle = len(rated), len(angle_branches)
+    epigraph_pg, epigraph_y = _epigraph_rows(costs, column_of_gen, n_gen, base)
     a = sp.bmat(
         [
             [network.bbus, -cg, None],
@@ -156,21 +159,13 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         ],
         format="csc",
     )
-    # bmat drops empty blocks' shapes; make the column count explicit for a y-less problem
-    a.resize((n_bus + n_rated + n_angle + n_segment, n_bus + n_gen + n_pwl))
     balance_rhs = _bus_injection_rhs(network, pd, gs, base)
     flow_limit = rate_a[rated] / base
     row_lower = np.r_[
-        balance_rhs,
-        -flow_limit - network.pfinj[rated],
-        angle_lower,
-        np.full(n_segment, -np.inf),
+        balance_rhs, -flow_limit - network.pfinj[rated], angle_lower, np.full(n_segment, -np.inf)
     ]
     row_upper = np.r_[
-        balance_rhs,
-        flow_limit - network.pfinj[rated],
-        angle_upper,
-        -costs.segment_intercept,
+        balance_rhs, flow_limit - network.pfinj[rated], angle_upper, -costs.segment_intercept
     ]
 
     quadratic = costs.quadratic[gens] * base**2
@@ -187,7 +182,7 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         row_lower=row_lower,
         row_upper=row_upper,
     )
-    rows = np.cumsum([0, n_bus, n_rated, n_angle, n_segment])
+    rows = np.cumsum([0, n_bus, len(rated), len(angle_branches), n_segment]).tolist()
     return DcOpfProblem(
         program=program,
         network=network,
@@ -196,9 +191,9 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         gens=gens,
         rated_branches=rated,
         angle_branches=angle_branches,
-        va=va,
-        pg=pg,
-        y=y,
+        va=slice(0, n_bus),
+        pg=slice(n_bus, n_bus + n_gen),
+        y=slice(n_bus + n_gen, n_bus + n_gen + n_pwl),
         balance=slice(rows[0], rows[1]),
         flow=slice(rows[1], rows[2]),
         angle=slice(rows[2], rows[3]),
