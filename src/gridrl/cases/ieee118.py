@@ -186,7 +186,8 @@ def unrated_ieee118() -> Grid:
     grid = grid.replace(gen_type=gen_type, ramp=ramp_limits(gen_type, grid.pmax))
     grid = grid.replace(region=spectral_partition(grid))
     grid = add_renewables(grid, renewable_sites(grid))
-    return grid.replace(pg=reference_dispatch(grid))
+    # case118 has no ratings; pandapower's 9900 MVA are placeholders for "unlimited"
+    return grid.replace(pg=reference_dispatch(grid), rate_a=np.full(grid.n_branch, np.inf))
 
 
 def read_only(grid: Grid) -> Grid:

@@ -14,6 +14,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from gridrl.cases.grid import Grid
+from gridrl.cases.ppc import CaseError
 
 
 def coupling_matrix(grid: Grid) -> np.ndarray:
@@ -88,7 +89,7 @@ def spectral_partition(grid: Grid, levels: int = 2, balance: float = 0.05) -> np
     weights = coupling_matrix(grid)
     everything = np.arange(grid.n_bus)
     if len(_components(weights, everything)) > 1:
-        raise ValueError(f"grid {grid.name!r} is not connected; partition each island apart")
+        raise CaseError(f"grid {grid.name!r} is not connected; partition each island apart")
     parts = [everything]
     for _ in range(levels):
         parts = [half for part in parts for half in _bisect(weights, part, balance)]
