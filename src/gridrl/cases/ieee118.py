@@ -18,7 +18,7 @@ import functools
 import jax
 import numpy as np
 
-from gridrl.cases.grid import CostModel, GenType, Grid
+from gridrl.cases.grid import BusType, CostModel, GenType, Grid
 from gridrl.cases.partition import coupling_matrix, spectral_partition
 
 # Generator technologies by MATPOWER case118's own cost and size (see docs/data.md).
@@ -147,14 +147,17 @@ def add_renewables(grid: Grid, sites: list[tuple[int, GenType, float]]) -> Grid:
     )
 
 
+def _renewable(grid: Grid) -> np.ndarray:
+    return np.isin(np.asarray(grid.gen_type), (GenType.WIND, GenType.SOLAR))
+
+
 def reference_dispatch(grid: Grid) -> np.ndarray:
     """The dispatch the ratings are derived from: renewables at their nominal output, and the
     thermal units the case dispatches (pg > 0 in case118, the slack included) sharing the rest
     of the load in proportion to their pmax; the case's idle units stay at 0 MW."""
-    gen_type = np.asarray(grid.gen_type)
-    renewable = np.isin(gen_type, (GenType.WIND, GenType.SOLAR))
+    renewable = _renewable(grid)
     pg = np.asarray(grid.pg)
-    slack = np.asarray(grid.bus_type)[np.asarray(grid.gen_bus)] == 3
+    slack = np.asarray(grid.bus_type)[np.asarray(grid.gen_bus)] == BusType.REF
     running = ~renewable & ((pg > 0) | slack)
     pmax = np.where(running, np.asarray(grid.pmax), 0.0)
     thermal_load = np.asarray(grid.pd).sum() - pg[renewable].sum()
@@ -225,11 +228,8 @@ def derive_ratings(grid: Grid) -> np.ndarray:
     least RATING_FLOOR_MVA, rounded up to RATING_STEP_MVA. `grid` is `unrated_ieee118()`."""
     flow = np.abs(_flows(grid, reference_dispatch(grid)))
     rating = np.maximum(RATING_MARGIN * flow, RATING_FLOOR_MVA)
+    # the tolerance keeps a rating that is a whole step up to rounding (e.g. the floor) unchanged
     return RATING_STEP_MVA * np.ceil(rating / RATING_STEP_MVA - 1e-9)
-
-
-def _renewable(grid: Grid) -> np.ndarray:
-    return np.isin(np.asarray(grid.gen_type), (GenType.WIND, GenType.SOLAR))
 
 
 def economic_dispatch(grid: Grid) -> np.ndarray:
@@ -269,12 +269,15 @@ def secure_dispatch(grid: Grid) -> np.ndarray | None:
 
     from gridrl.physics import ptdf
 
+    if np.any(np.asarray(grid.cost_model) != CostModel.POLYNOMIAL):
+        raise ValueError("secure_dispatch prices units by their polynomial cost's c1")
     reference = np.asarray(grid.pg, float)
     base_flow = _flows(grid, reference)
     unit_ptdf = np.asarray(ptdf(grid))[:, np.asarray(grid.gen_bus)]  # [n_branch, n_gen]
     rate = np.asarray(grid.rate_a)
     rated = np.isfinite(rate)
     # flows are affine in pg: a balanced change of dispatch moves them by PTDF times the change
+    # (the reference bus's PTDF column is zero, so the slack's balancing of `reference` cancels)
     offset = base_flow[rated] - unit_ptdf[rated] @ reference
     renewable = _renewable(grid)
     on = np.asarray(grid.gen_status, bool)
@@ -285,7 +288,7 @@ def secure_dispatch(grid: Grid) -> np.ndarray | None:
         A_ub=np.vstack([unit_ptdf[rated], -unit_ptdf[rated]]),
         b_ub=np.concatenate([rate[rated] - offset, rate[rated] + offset]),
         A_eq=np.ones((1, grid.n_gen)),
-        b_eq=[reference.sum()],
+        b_eq=[np.asarray(grid.pd).sum() + np.asarray(grid.gs).sum()],
         bounds=np.column_stack([lower, upper]),
         method="highs",
     )
