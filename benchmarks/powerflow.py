@@ -111,7 +111,7 @@ class Solution:
     since LightSim2Grid puts the slack at 0 where the case puts it at 30 degrees) and branch P at
     the from end (MW)."""
 
-    vm: np.ndarray  # [n, n_bus]
+    vm: np.ndarray | None  # [n, n_bus]; None for DC (flat magnitudes)
     va: np.ndarray  # [n, n_bus]
     p_mw: np.ndarray  # [n, n_branch]
     converged: np.ndarray  # bool [n]
@@ -121,7 +121,7 @@ def solution(case: Case, vm, va, p_mw, converged) -> Solution:
     va = np.asarray(va, dtype=float)
     ref = case.grid.ref_bus
     return Solution(
-        np.asarray(vm, dtype=float),
+        None if vm is None else np.asarray(vm, dtype=float),
         va - va[:, ref : ref + 1],
         np.asarray(p_mw, dtype=float),
         np.asarray(converged, dtype=bool),
@@ -233,7 +233,7 @@ def lightsim_solution(case: Case, kind: str, sweep: ScenarioSweepCPP) -> Solutio
     voltages = sweep.get_voltages()[:, case.lightsim_bus]
     return solution(
         case,
-        np.abs(voltages) if kind == "ac" else np.ones(voltages.shape),
+        np.abs(voltages) if kind == "ac" else None,
         np.angle(voltages),
         sweep.compute_power_flows(),
         sweep.converged_mask(),
@@ -247,7 +247,7 @@ def run_pandapower(case: Case, kind: str, inputs: Inputs) -> tuple[list[float], 
     """Seconds of each call (one sample per call, default options) and the solutions."""
     net = copy.deepcopy(case.net)
     solve = pandapower.runpp if kind == "ac" else pandapower.rundcpp
-    seconds, vm, va, p_mw, converged = [], [], [], [], []
+    seconds, vm, va, p_mw, converged = [], [] if kind == "ac" else None, [], [], []
     for sample in range(len(inputs.load_p)):
         net.load.p_mw = inputs.load_p[sample]
         net.load.q_mvar = inputs.load_q[sample]
@@ -258,7 +258,8 @@ def run_pandapower(case: Case, kind: str, inputs: Inputs) -> tuple[list[float], 
         solve(net)
         seconds.append(time.perf_counter() - start)
         res_bus = net.res_bus.loc[list(case.grid.bus_ids)]
-        vm.append(res_bus.vm_pu.to_numpy() if kind == "ac" else np.ones(len(res_bus)))
+        if vm is not None:
+            vm.append(res_bus.vm_pu.to_numpy())
         va.append(np.deg2rad(res_bus.va_degree.to_numpy()))
         # out-of-service branches read NaN in pandapower and 0 in the other two
         p_mw.append(np.nan_to_num(np.concatenate([net.res_line.p_from_mw, net.res_trafo.p_hv_mw])))
@@ -301,11 +302,10 @@ def gridrl_arguments(case: Case, kind: str, inputs: Inputs, dtype) -> tuple[tupl
 
 
 def gridrl_solution(case: Case, result) -> Solution:
-    """DC results carry no magnitudes (1 p.u.) and always solve."""
+    """DC results carry no magnitudes and always solve."""
     va = np.asarray(result.va)
-    vm = result.vm if hasattr(result, "vm") else np.ones(va.shape)
     converged = getattr(result, "converged", np.ones(va.shape[0], dtype=bool))
-    return solution(case, vm, va, result.pf, converged)
+    return solution(case, getattr(result, "vm", None), va, result.pf, converged)
 
 
 def measure_gridrl(case: Case, kind: str, inputs: Inputs, dtype, settings: Settings) -> dict:
@@ -337,11 +337,12 @@ def measure_gridrl(case: Case, kind: str, inputs: Inputs, dtype, settings: Setti
 
 
 def deviation(solution: Solution, reference: Solution) -> dict:
-    """Largest differences over the samples both solved."""
+    """Largest differences over the samples both solved (no magnitudes for DC)."""
     both = solution.converged & reference.converged
+    dvm = None if solution.vm is None else np.abs(solution.vm - reference.vm)[both]
     return {
         "samples": int(both.sum()),
-        "max_abs_dvm_pu": float(np.max(np.abs(solution.vm - reference.vm)[both], initial=0.0)),
+        "max_abs_dvm_pu": None if dvm is None else float(np.max(dvm, initial=0.0)),
         "max_abs_dva_deg": float(
             np.rad2deg(np.max(np.abs(solution.va - reference.va)[both], initial=0.0))
         ),
@@ -541,31 +542,25 @@ def optional(row: dict, precision: str, field: str) -> str:
     return fmt(measured[field]) if measured else "–"
 
 
-def accuracy_rows(case: dict) -> list[list[str]]:
-    rows = []
-    for row in case["rows"]:
-        for precision, acc in row["accuracy"].items():
-            rows.append(
-                [
-                    f"gridrl {precision} vs LightSim2Grid",
-                    str(row["batch"]),
-                    f"{acc['max_abs_dvm_pu']:.2e}",
-                    f"{acc['max_abs_dva_deg']:.2e}",
-                    f"{acc['max_abs_dp_mw']:.2e}",
-                ]
-            )
-    largest = {}
-    for row in rows:  # keep the largest batch of each precision
-        largest[row[0]] = row
-    pp = case["pandapower"]["deviation_from_lightsim"]
-    anchors = [
-        "pandapower vs LightSim2Grid",
-        str(pp["samples"]),
-        f"{pp['max_abs_dvm_pu']:.2e}",
-        f"{pp['max_abs_dva_deg']:.2e}",
-        f"{pp['max_abs_dp_mw']:.2e}",
+def deviation_cells(compared: str, acc: dict) -> list[str]:
+    dvm = acc["max_abs_dvm_pu"]
+    return [
+        compared,
+        str(acc["samples"]),
+        "–" if dvm is None else f"{dvm:.2e}",
+        f"{acc['max_abs_dva_deg']:.2e}",
+        f"{acc['max_abs_dp_mw']:.2e}",
     ]
-    return [*largest.values(), anchors]
+
+
+def accuracy_rows(case: dict) -> list[list[str]]:
+    """gridrl on the largest batch of each precision, then pandapower, each vs LightSim2Grid."""
+    largest = {}
+    for row in case["rows"]:
+        largest.update(row["accuracy"])
+    rows = [deviation_cells(f"gridrl {p} vs LightSim2Grid", acc) for p, acc in largest.items()]
+    pandapower_acc = case["pandapower"]["deviation_from_lightsim"]
+    return [*rows, deviation_cells("pandapower vs LightSim2Grid", pandapower_acc)]
 
 
 def case_section(case: dict) -> list[str]:
@@ -612,7 +607,7 @@ def case_section(case: dict) -> list[str]:
         )
     accuracy_header = [
         "compared",
-        "batch",
+        "samples",
         "max abs ΔVm (p.u.)",
         "max abs ΔVa (deg)",
         "max abs ΔP (MW)",
