@@ -259,3 +259,23 @@ def test_warm_resolve_after_bound_changes_equals_a_fresh_solve(case118):
         np.testing.assert_allclose(again.pg, fresh.pg, atol=1e-6)
         np.testing.assert_allclose(again.lmp, fresh.lmp, atol=1e-6)
     assert fresh.cost > first.cost
+
+
+def test_solver_recovers_after_an_infeasible_solve(case118):
+    solver = DcOpfSolver(build_dc_opf(case118))
+    first = solver.solve()
+    pd, gs = np.asarray(case118.pd), np.asarray(case118.gs)
+    solver.set_load(pd * 3.0, gs)
+    assert_clean_failure(solver.solve())
+    solver.set_load(pd, gs)
+    again = solver.solve()
+    assert again.success, again.status
+    assert again.cost == pytest.approx(first.cost, rel=1e-9)
+
+
+def test_solver_updates_refuse_wrong_shapes_and_nan(case118):
+    solver = DcOpfSolver(build_dc_opf(case118))
+    with pytest.raises(OpfInputError, match="pd must be 118 finite values"):
+        solver.set_load(np.ones(117))
+    with pytest.raises(OpfInputError, match="pmax must be 54 numbers"):
+        solver.set_gen_limits(np.asarray(case118.pmin), np.full(case118.n_gen, np.nan))

@@ -29,19 +29,31 @@ class GenCosts:
     segment_intercept: np.ndarray  # [n_segment] $/h
 
 
-def _polynomial(poly: np.ndarray, gen: int) -> tuple[float, float, float]:
-    """(c2, c1, c0) of one generator's polynomial, refusing what a DC-OPF cannot take."""
-    if not np.all(np.isfinite(poly)):
-        raise OpfInputError(f"grid.cost_poly of generator {gen} is not finite: {poly}")
-    *higher, c2, c1, c0 = np.r_[np.zeros(3), poly]
-    if np.any(np.asarray(higher) != 0):
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _polynomials(poly: np.ndarray, gens: np.ndarray) -> np.ndarray:
+    """[n_gen, 3] (c2, c1, c0) of the polynomial costs of `gens` (a mask), zero elsewhere,
+    refusing what a DC-OPF cannot take."""
+    padded = np.c_[np.zeros((len(poly), 3)), poly]
+    bad = gens & ~np.all(np.isfinite(padded), axis=1)
+    if bad.any():
+        raise OpfInputError(f"grid.cost_poly of generator {_first(bad)} is not finite")
+    bad = gens & np.any(padded[:, :-3] != 0, axis=1)
+    if bad.any():
         raise OpfInputError(
-            f"grid.cost_poly of generator {gen} is of order {len(poly) - 1}; the DC-OPF takes "
-            "polynomials up to quadratic (as MATPOWER's)"
+            f"grid.cost_poly of generator {_first(bad)} is of order {poly.shape[1] - 1}; the "
+            "DC-OPF takes polynomials up to quadratic (as MATPOWER's)"
         )
-    if c2 < 0:
-        raise OpfInputError(f"grid.cost_poly of generator {gen}: negative quadratic term {c2}")
-    return c2, c1, c0
+    coefficients = np.where(gens[:, None], padded[:, -3:], 0.0)
+    bad = coefficients[:, 0] < 0
+    if bad.any():
+        raise OpfInputError(
+            f"grid.cost_poly of generator {_first(bad)}: negative quadratic term "
+            f"{coefficients[_first(bad), 0]}"
+        )
+    return coefficients
 
 
 def _segments(points: np.ndarray, gen: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,30 +82,24 @@ def _segments(points: np.ndarray, gen: int) -> tuple[np.ndarray, np.ndarray]:
 def gen_costs(grid: Grid, active: np.ndarray) -> GenCosts:
     """The cost curves of `grid`'s generators; only those in `active` are checked and kept."""
     model = host_array(grid, "cost_model", np.int64)
-    poly = host_array(grid, "cost_poly")
+    polynomial = active & (model == CostModel.POLYNOMIAL)
+    piecewise = active & (model == CostModel.PIECEWISE_LINEAR)
+    unknown = active & ~polynomial & ~piecewise
+    if unknown.any():
+        gen = _first(unknown)
+        raise OpfInputError(f"grid.cost_model of generator {gen} is {model[gen]}, not 1 or 2")
+    coefficients = _polynomials(host_array(grid, "cost_poly"), polynomial)
     pwl = host_array(grid, "cost_pwl")
-    n_gen = len(model)
-    coefficients = np.zeros((n_gen, 3))
-    pwl_gens, slopes, intercepts, owner = [], [], [], []
-    for gen in np.flatnonzero(active):
-        if model[gen] == CostModel.POLYNOMIAL:
-            coefficients[gen] = _polynomial(poly[gen], gen)
-        elif model[gen] == CostModel.PIECEWISE_LINEAR:
-            gen_slopes, gen_intercepts = _segments(pwl[gen], gen)
-            owner.append(np.full(len(gen_slopes), len(pwl_gens)))
-            pwl_gens.append(gen)
-            slopes.append(gen_slopes)
-            intercepts.append(gen_intercepts)
-        else:
-            raise OpfInputError(f"grid.cost_model of generator {gen} is {model[gen]}, not 1 or 2")
+    pwl_gens = np.flatnonzero(piecewise)
+    segments = [_segments(pwl[gen], gen) for gen in pwl_gens]
     return GenCosts(
         quadratic=coefficients[:, 0],
         linear=coefficients[:, 1],
         constant=coefficients[:, 2],
-        pwl_gens=np.asarray(pwl_gens, dtype=np.int64),
-        segment_gen=np.concatenate([np.zeros(0, np.int64), *owner]),
-        segment_slope=np.concatenate([np.zeros(0), *slopes]),
-        segment_intercept=np.concatenate([np.zeros(0), *intercepts]),
+        pwl_gens=pwl_gens,
+        segment_gen=np.repeat(np.arange(len(pwl_gens)), [len(s) for s, _ in segments]),
+        segment_slope=np.concatenate([np.zeros(0), *(s for s, _ in segments)]),
+        segment_intercept=np.concatenate([np.zeros(0), *(c for _, c in segments)]),
     )
 
 
