@@ -1,0 +1,462 @@
+"""AC power flow, MATPOWER conventions (runpf), batched and pure JAX: fast-decoupled (XB).
+
+Bus types as MATPOWER's: the reference buses hold their case voltage and angle and take the
+imbalance; a bus with an in-service generator is PV (|V| = the generator's setpoint); the rest
+are PQ. De-energised buses (cut off from the reference bus) are left out: |V| = 0, no flows on
+their branches, their load is lost.
+
+How it is fast. An iteration is two half-steps, Δθ = −B'⁻¹ ΔP/|V| and Δ|V| = −B''⁻¹ ΔQ/|V|, each
+followed by the mismatch S = V·conj(Ybus·V) − S_spec. B' and B'' are constant for a topology,
+so with the case's topology their inverses are computed once per grid (`ac_model`) and a step is
+one matrix product for the whole batch, as is the mismatch (dense Ybus in real block form).
+Branches out of service are subtracted from the mismatch branch by branch; the two iteration
+matrices of such a sample are built and inverted per sample (the slower general path).
+
+Precision. In float64 the iteration converges to ~1e-10 p.u. mismatch. In float32 the state
+itself is the limit: one ulp of an angle near 0.5 rad moves a strongly connected bus's injection
+by ~1e-5 p.u., so the float32 default tolerance is 1e-4 p.u. (0.01 MW on a 100 MVA base), where
+voltages agree with a float64 solution to ~1e-6 p.u.
+
+A sample whose iterate stops being finite or leaves 0 < |V| < 10 p.u. is frozen at its last
+good iterate and flagged converged=False; outputs are always finite.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from gridrl.cases.grid import BusType, Grid
+from gridrl.physics.islands import energized_buses
+from gridrl.physics.ybus import (
+    assemble,
+    branch_blocks,
+    bus_shunt,
+    fast_decoupled_matrices,
+    in_service,
+)
+
+Array = jnp.ndarray
+
+DEFAULT_TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+MAX_Q_LIMIT_ROUNDS = 10  # PV→PQ switching rounds; MATPOWER needs one or two on real cases
+VM_BOUND = 10.0  # |V| beyond this p.u. (or ≤ 0) is divergence, not a solution
+
+
+@struct.dataclass
+class ACModel:
+    """What the AC power flow of a grid needs that depends neither on injections nor outages."""
+
+    ybus: Array  # base Ybus in real block form [2n, 2n]: [Re V, Im V] @ ybus = [Re I, Im I]
+    b_prime_inverse: Array  # grounded B'⁻¹ of the base topology [n, n]
+    b_double_prime_inverse: Array  # grounded B''⁻¹ of the base topology (PQ rows) [n, n]
+    usable: Array  # bool [n_branch]: branches in service in the base topology
+    energized: Array  # bool [n_bus]: buses energised in the base topology
+    ref: Array  # bool [n_bus]: reference buses
+    pv: Array  # bool [n_bus]: buses with an in-service generator, other than reference buses
+    voltage_gen: Array  # int [n_bus]: the generator whose setpoint holds the bus (n_gen: none)
+
+    @property
+    def pq(self) -> Array:
+        return ~self.ref & ~self.pv
+
+
+@struct.dataclass
+class ACResult:
+    """An AC power flow's outcome; every field has the batch dimensions of the inputs."""
+
+    vm: Array  # voltage magnitude, p.u. [..., n_bus]; 0 at de-energised buses
+    va: Array  # voltage angle, rad [..., n_bus]; 0 at de-energised buses
+    pf: Array  # active power into the branch at its from end, MW [..., n_branch]
+    qf: Array  # reactive power into the branch at its from end, MVAr [..., n_branch]
+    pt: Array  # active power into the branch at its to end, MW [..., n_branch]
+    qt: Array  # reactive power into the branch at its to end, MVAr [..., n_branch]
+    pg: Array  # generator active output, MW [..., n_gen] (the slack's as solved)
+    qg: Array  # generator reactive output, MVAr [..., n_gen] (as solved)
+    converged: Array  # bool [...]
+    iterations: Array  # int [...]: fast-decoupled iterations (both half-steps)
+    energized: Array  # bool [..., n_bus]
+    lost_load_mw: Array  # positive load at de-energised buses, MW [...]
+
+
+def _grounded(matrix: Array, keep: Array) -> Array:
+    """The matrix on the `keep` rows and columns, identity elsewhere (always invertible)."""
+    n = matrix.shape[-1]
+    kept = matrix * keep[..., :, None] * keep[..., None, :]
+    return kept + jnp.eye(n, dtype=matrix.dtype) * ~keep[..., None, :]
+
+
+def _real_block(ybus: Array) -> Array:
+    """[[Re Yᵀ, Im Yᵀ], [−Im Yᵀ, Re Yᵀ]] so that [e, f] @ it = [Re(Y·V), Im(Y·V)]."""
+    g, b = ybus.real.T, ybus.imag.T
+    return jnp.block([[g, b], [-b, g]])
+
+
+def ac_model(grid: Grid) -> ACModel:
+    """Precompute the AC model of `grid` (jittable; the O(n³) inverses are done here, once)."""
+    _check_grid(grid)
+    return _build_model(grid)
+
+
+@jax.jit
+def _build_model(grid: Grid) -> ACModel:
+    usable = in_service(grid)
+    energized = energized_buses(grid)
+    ref = (jnp.asarray(grid.bus_type) == BusType.REF) & energized
+    gen_on = jnp.asarray(grid.gen_status, bool)
+    gen_bus = jnp.asarray(grid.gen_bus)
+    gen_index = jnp.where(gen_on, jnp.arange(grid.n_gen), grid.n_gen)
+    voltage_gen = jax.ops.segment_min(gen_index, gen_bus, num_segments=grid.n_bus)
+    voltage_gen = jnp.minimum(voltage_gen, grid.n_gen)  # segment_min of nothing is INT_MAX
+    pv = (voltage_gen < grid.n_gen) & ~ref & energized
+    b_prime, b_double_prime = fast_decoupled_matrices(grid)
+    ybus = assemble(grid, branch_blocks(grid, usable), bus_shunt(grid))
+    return ACModel(
+        ybus=_real_block(ybus),
+        b_prime_inverse=jnp.linalg.inv(_grounded(b_prime, ~ref & energized)),
+        b_double_prime_inverse=jnp.linalg.inv(_grounded(b_double_prime, ~ref & ~pv & energized)),
+        usable=usable,
+        energized=energized,
+        ref=ref,
+        pv=pv,
+        voltage_gen=voltage_gen,
+    )
+
+
+def _check_grid(grid: Grid) -> None:
+    """Reject, before tracing, a grid whose in-service branch has zero impedance."""
+    try:
+        r, x, status = (np.asarray(a) for a in (grid.r, grid.x, grid.branch_status))
+    except jax.errors.TracerArrayConversionError:
+        return  # inside a trace: the caller checked the concrete grid
+    bad = np.flatnonzero(status & (r == 0) & (x == 0))
+    if bad.size:
+        raise ValueError(
+            f"grid {grid.name!r}: in-service branch {int(bad[0])} has zero impedance (r = x = 0)"
+        )
+
+
+def _batch_shape(name: str, value, size: int, what: str) -> tuple[int, ...]:
+    shape = jnp.shape(value)
+    if len(shape) == 0 or shape[-1] != size:
+        raise ValueError(
+            f"ac_power_flow: {name} must have shape [..., {size}] ({what}), got {shape}"
+        )
+    return tuple(shape[:-1])
+
+
+def ac_power_flow(
+    grid: Grid,
+    line_status: Array | None = None,
+    *,
+    pd: Array | None = None,
+    qd: Array | None = None,
+    pg: Array | None = None,
+    vg: Array | None = None,
+    model: ACModel | None = None,
+    q_limits: bool = False,
+    tol: float | None = None,
+    max_iter: int = 50,
+) -> ACResult:
+    """Solve AC power flows of `grid`, batched over the leading dimensions of the inputs.
+
+    With no optional argument, the case as given (its loads, setpoints and topology), as
+    pandapower's runpp / MATPOWER's runpf. line_status: bool [..., n_branch], AND-ed with the
+    grid's branch status. pd, qd: MW, MVAr [..., n_bus]; pg: MW, vg: p.u. [..., n_gen]. The
+    batch dimensions of all of them broadcast together. model: `ac_model(grid)`, to reuse.
+    q_limits: enforce generator reactive limits by PV→PQ switching, as pandapower's
+    enforce_q_lims (slower: the B'' matrix is then built and inverted per sample).
+    tol: largest |ΔP|, |ΔQ| mismatch in p.u. (default 1e-10 in float64, 1e-4 in float32).
+    max_iter: fast-decoupled iterations (per PV→PQ round with q_limits).
+    """
+    n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
+    given = {"line_status": line_status, "pd": pd, "qd": qd, "pg": pg, "vg": vg}
+    sizes = {
+        "line_status": (n_branch, "one flag per branch"),
+        "pd": (n_bus, "MW per bus"),
+        "qd": (n_bus, "MVAr per bus"),
+        "pg": (n_gen, "MW per generator"),
+        "vg": (n_gen, "p.u. per generator"),
+    }
+    shapes = [_batch_shape(k, v, *sizes[k]) for k, v in given.items() if v is not None]
+    try:
+        batch = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"ac_power_flow: batch dimensions {shapes} do not broadcast") from None
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"ac_power_flow: max_iter must be a positive int, got {max_iter!r}")
+    dtype = jnp.asarray(grid.pd).dtype
+    if tol is None:
+        tol = DEFAULT_TOL.get(np.dtype(dtype), 1e-4)
+    size = int(np.prod(batch))
+
+    def flat(value, default, width, kind):
+        value = default if value is None else value
+        return jnp.broadcast_to(jnp.asarray(value, kind), (*batch, width)).reshape(size, width)
+
+    inputs = (
+        flat(pd, grid.pd, n_bus, dtype),
+        flat(qd, grid.qd, n_bus, dtype),
+        flat(pg, grid.pg, n_gen, dtype),
+        flat(vg, grid.vg, n_gen, dtype),
+    )
+    status = None if line_status is None else flat(line_status, None, n_branch, bool)
+    if model is None:
+        model = ac_model(grid)
+    result = _solve(grid, model, status, *inputs, jnp.asarray(tol, dtype), max_iter, q_limits)
+    return jax.tree_util.tree_map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
+
+
+@partial(jax.jit, static_argnums=(8, 9))
+def _solve(
+    grid: Grid,
+    model: ACModel,
+    status: Array | None,
+    pd: Array,
+    qd: Array,
+    pg: Array,
+    vg: Array,
+    tol: Array,
+    max_iter: int,
+    q_limits: bool,
+) -> ACResult:
+    """The batch, flattened to one leading dimension [B, ...]."""
+    size = pd.shape[0]
+    gen_bus = jnp.asarray(grid.gen_bus)
+    if status is None:
+        usable = jnp.broadcast_to(model.usable, (size, grid.n_branch))
+        energized = jnp.broadcast_to(model.energized, (size, grid.n_bus))
+        outaged = None
+    else:
+        usable = model.usable & status
+        energized = energized_buses(grid, usable)
+        outaged = model.usable & ~usable
+    ref, pv = model.ref & energized, model.pv & energized
+    gen_on = jnp.asarray(grid.gen_status, bool) & energized[:, gen_bus]
+    generation = _at_buses(jnp.where(gen_on, pg, 0.0), gen_bus, grid.n_bus)
+    p_spec = (generation - pd) / grid.base_mva
+    setpoint = jnp.concatenate([vg, jnp.ones_like(vg[:, :1])], axis=1)[:, model.voltage_gen]
+    vm = jnp.where(ref | pv, setpoint, 1.0)
+    case_va = jnp.asarray(grid.va, pd.dtype)
+    va = jnp.broadcast_to(jnp.where(ref, case_va, case_va[jnp.argmax(model.ref)]), vm.shape)
+    injections = partial(_injections, grid, model, outaged)
+    fixed_topology = status is None
+    solve_p = _solver(model.b_prime_inverse, grid, usable, ~ref & energized, fixed_topology, 0)
+
+    def flow(pq, q_spec, va, vm):
+        solve_q = _solver(
+            model.b_double_prime_inverse, grid, usable, pq, fixed_topology and not q_limits, 1
+        )
+        return _iterate(
+            injections,
+            solve_p,
+            solve_q,
+            p_spec,
+            q_spec,
+            ~ref & energized,
+            pq,
+            va,
+            vm,
+            tol,
+            max_iter,
+        )
+
+    pq = ~ref & ~pv & energized
+    if not q_limits:
+        va, vm, p, q, iterations, converged = flow(pq, -qd / grid.base_mva, va, vm)
+        qg = _reactive_output(grid, q, qd, gen_on)
+    else:
+        va, vm, p, q, iterations, converged, qg = _q_limited(
+            grid, model, flow, gen_on, ref, pv, energized, qd, va, vm
+        )
+    return _result(
+        grid, model, usable, energized, gen_on, pd, pg, qg, va, vm, p, iterations, converged
+    )
+
+
+def _at_buses(per_gen: Array, gen_bus: Array, n_bus: int) -> Array:
+    """Sum a [B, n_gen] quantity over the generators of each bus: [B, n_bus]."""
+    return jnp.zeros((per_gen.shape[0], n_bus), per_gen.dtype).at[:, gen_bus].add(per_gen)
+
+
+def _injections(grid: Grid, model: ACModel, outaged: Array | None, va: Array, vm: Array):
+    """Computed bus injections (P, Q) p.u. [B, n_bus] = V·conj(Ybus·V), with the branches
+    `outaged` from the base topology taken out of the base Ybus."""
+    e, f = vm * jnp.cos(va), vm * jnp.sin(va)
+    current = jnp.concatenate([e, f], axis=-1) @ model.ybus
+    n = grid.n_bus
+    i_re, i_im = current[:, :n], current[:, n:]
+    if outaged is not None:
+        yff, yft, ytf, ytt = branch_blocks(grid, outaged)
+        v = e + 1j * f
+        f_bus, t_bus = jnp.asarray(grid.f_bus), jnp.asarray(grid.t_bus)
+        v_from, v_to = v[:, f_bus], v[:, t_bus]
+        removed = (
+            jnp.zeros_like(v)
+            .at[:, f_bus]
+            .add(yff * v_from + yft * v_to)
+            .at[:, t_bus]
+            .add(ytf * v_from + ytt * v_to)
+        )
+        i_re, i_im = i_re - removed.real, i_im - removed.imag
+    return e * i_re + f * i_im, f * i_re - e * i_im
+
+
+def _solver(base_inverse: Array, grid: Grid, usable: Array, rows: Array, shared: bool, which: int):
+    """x = M⁻¹·rhs for B' (which=0) or B'' (which=1) grounded outside `rows` [B, n_bus]: the
+    shared inverse when the topology and rows are the base's, else one inverse per sample."""
+    if shared:
+        return lambda rhs: rhs @ base_inverse.T
+    matrix = fast_decoupled_matrices(grid, usable)[which]
+    inverse = jnp.linalg.inv(_grounded(matrix, rows))
+    return lambda rhs: jnp.einsum("bij,bj->bi", inverse, rhs)
+
+
+def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, vm, tol, max_iter):
+    """Fast-decoupled iterations from (va, vm) until every sample's largest mismatch is below
+    `tol` or fails; returns (va, vm, P, Q, iterations, converged) with P, Q the computed
+    injections at the returned state."""
+
+    def mismatch(va, vm):
+        p, q = injections(va, vm)
+        dp, dq = jnp.where(p_rows, p - p_spec, 0.0), jnp.where(q_rows, q - q_spec, 0.0)
+        error = jnp.maximum(jnp.max(jnp.abs(dp), -1), jnp.max(jnp.abs(dq), -1))
+        return p, q, dp, dq, error
+
+    def step(state):
+        count, va, vm, p, q, dp, dq, error, iterations, active, failed = state
+        va_new = va - jnp.where(p_rows, solve_p(dp / vm), 0.0)
+        _, _, _, dq_half, _ = mismatch(va_new, vm)
+        vm_new = vm - jnp.where(q_rows, solve_q(dq_half / vm), 0.0)
+        new = (va_new, vm_new, *mismatch(va_new, vm_new))
+        good = jnp.isfinite(new[-1]) & jnp.all((vm_new > 0) & (vm_new < VM_BOUND), -1)
+        take = active & good
+        va, vm, p, q, dp, dq, error = (
+            jnp.where(take.reshape(-1, *[1] * (old.ndim - 1)), fresh, old)
+            for fresh, old in zip(new, (va, vm, p, q, dp, dq, error), strict=True)
+        )
+        failed = failed | (active & ~good)
+        active = take & (error >= tol)
+        return count + 1, va, vm, p, q, dp, dq, error, iterations + take, active, failed
+
+    def unfinished(state):
+        return jnp.any(state[9]) & (state[0] < max_iter)
+
+    p, q, dp, dq, error = mismatch(va, vm)
+    samples = va.shape[0]
+    start = (0, va, vm, p, q, dp, dq, error, jnp.zeros(samples, jnp.int32), error >= tol)
+    start = (*start, jnp.zeros(samples, bool))
+    _, va, vm, p, q, _, _, error, iterations, _, failed = jax.lax.while_loop(
+        unfinished, step, start
+    )
+    return va, vm, p, q, iterations, (error < tol) & ~failed
+
+
+def _reactive_output(
+    grid: Grid,
+    q: Array,
+    qd: Array,
+    gen_on: Array,
+    limited: Array | None = None,
+    fixed_q: Array | None = None,
+) -> Array:
+    """Generator reactive output, MVAr [B, n_gen], as MATPOWER's pfsoln: a bus's generation
+    (computed injection + load) is shared by its generators in proportion to their reactive
+    ranges (equally where the range is empty or unbounded); limited generators hold fixed_q."""
+    gen_bus = jnp.asarray(grid.gen_bus)
+    qmin, qmax = jnp.asarray(grid.qmin, q.dtype), jnp.asarray(grid.qmax, q.dtype)
+    if limited is None:
+        limited, fixed_q = jnp.zeros_like(gen_on), jnp.zeros_like(q[:, :1])
+    held = jnp.where(limited & gen_on, fixed_q, 0.0)
+    free = gen_on & ~limited
+    total = q * grid.base_mva + qd - _at_buses(held, gen_bus, grid.n_bus)
+    count = _at_buses(free.astype(q.dtype), gen_bus, grid.n_bus)[:, gen_bus]
+    low = _at_buses(jnp.where(free, qmin, 0.0), gen_bus, grid.n_bus)[:, gen_bus]
+    span = _at_buses(jnp.where(free, qmax - qmin, 0.0), gen_bus, grid.n_bus)[:, gen_bus]
+    share = jnp.isfinite(span) & (span > 0)
+    proportional = qmin + (total[:, gen_bus] - low) / jnp.where(share, span, 1.0) * (qmax - qmin)
+    equal = total[:, gen_bus] / jnp.maximum(count, 1.0)
+    return jnp.where(free, jnp.where(share, proportional, equal), held)
+
+
+def _q_limited(grid, model, flow, gen_on, ref, pv, energized, qd, va, vm):
+    """Rounds of power flow; after each, generators beyond a reactive limit are held at it and
+    their buses become PQ (pandapower's enforce_q_lims, all violations at once), until none is
+    violated. Reference-bus generators are never limited."""
+    gen_bus = jnp.asarray(grid.gen_bus)
+    qmin, qmax = jnp.asarray(grid.qmin, va.dtype), jnp.asarray(grid.qmax, va.dtype)
+    limitable = gen_on & ~model.ref[gen_bus]
+    samples = va.shape[0]
+
+    def one_round(state):
+        rounds, va, vm, _, _, limited, fixed_q, qg, iterations, _, _ = state
+        converted = _at_buses(limited.astype(va.dtype), gen_bus, grid.n_bus) > 0
+        pq = ~ref & energized & (~pv | converted)
+        # at a converted bus, generators still free keep their last output
+        injected = jnp.where(limited, fixed_q, jnp.where(converted[:, gen_bus], qg, 0.0))
+        q_spec = _at_buses(jnp.where(gen_on, injected, 0.0), gen_bus, grid.n_bus) - qd
+        va, vm, p, q, steps, converged = flow(pq, q_spec / grid.base_mva, va, vm)
+        qg = _reactive_output(grid, q, qd, gen_on, limited, fixed_q)
+        violated = limitable & ~limited & ((qg > qmax) | (qg < qmin))
+        fixed_q = jnp.where(violated, jnp.clip(qg, qmin, qmax), fixed_q)
+        return (
+            rounds + 1,
+            va,
+            vm,
+            p,
+            q,
+            limited | violated,
+            fixed_q,
+            qg,
+            iterations + steps,
+            converged,
+            jnp.any(violated, -1),
+        )
+
+    def unfinished(state):
+        return (state[0] == 0) | (jnp.any(state[-1]) & (state[0] < MAX_Q_LIMIT_ROUNDS))
+
+    zeros_gen = jnp.zeros((samples, grid.n_gen), va.dtype)
+    no = jnp.zeros(samples, bool)
+    start = (0, va, vm, va, va, jnp.zeros_like(gen_on), zeros_gen, zeros_gen)
+    start = (*start, jnp.zeros(samples, jnp.int32), no, no)
+    _, va, vm, p, q, _, _, qg, iterations, converged, violated = jax.lax.while_loop(
+        unfinished, one_round, start
+    )
+    return va, vm, p, q, iterations, converged & ~violated, qg
+
+
+def _result(grid, model, usable, energized, gen_on, pd, pg, qg, va, vm, p, iterations, converged):
+    """Outputs in MW / MVAr, with de-energised buses and their branches zeroed."""
+    base = grid.base_mva
+    vm, va = jnp.where(energized, vm, 0.0), jnp.where(energized, va, 0.0)
+    v = vm * jnp.exp(1j * va)
+    yff, yft, ytf, ytt = branch_blocks(grid, usable)
+    v_from, v_to = v[:, jnp.asarray(grid.f_bus)], v[:, jnp.asarray(grid.t_bus)]
+    s_from = v_from * jnp.conj(yff * v_from + yft * v_to) * base
+    s_to = v_to * jnp.conj(ytf * v_from + ytt * v_to) * base
+    gen_bus = jnp.asarray(grid.gen_bus)
+    pg = jnp.where(gen_on, pg, 0.0)
+    # the first in-service generator at a reference bus takes what the others do not give
+    first = model.voltage_gen[gen_bus] == jnp.arange(grid.n_gen)
+    slack = gen_on & model.ref[gen_bus] & first
+    others = _at_buses(jnp.where(slack, 0.0, pg), gen_bus, grid.n_bus)
+    slack_p = (p * base + pd - others)[:, gen_bus]
+    return ACResult(
+        vm=vm,
+        va=va,
+        pf=s_from.real,
+        qf=s_from.imag,
+        pt=s_to.real,
+        qt=s_to.imag,
+        pg=jnp.where(slack, slack_p, pg),
+        qg=jnp.where(gen_on, qg, 0.0),
+        converged=converged,
+        iterations=iterations,
+        energized=energized,
+        lost_load_mw=jnp.sum(jnp.where(energized, 0.0, jnp.maximum(pd, 0.0)), -1),
+    )
