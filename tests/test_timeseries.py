@@ -225,6 +225,14 @@ def test_ar1_noise_has_the_documented_std_and_correlation():
     assert lag1 == pytest.approx(0.9, abs=0.01)
 
 
+def test_grid_without_solar_plants(profiles, sample_batch):
+    sampling = ts.make_sampling(profiles, np.full(N_BUS, 5.0), WIND_SITE, [])
+    batch = sample_batch(jax.random.split(jax.random.key(2), BATCH), profiles, sampling)
+    assert batch.solar.shape == (BATCH, 288, 0)
+    assert batch.wind.shape == (BATCH, 288, WIND_SITE.size)
+    assert bool(jnp.isfinite(batch.load_mw).all())
+
+
 def test_make_sampling_rejects_bad_input(profiles):
     with pytest.raises(ValueError, match="wind_site"):
         ts.make_sampling(profiles, np.ones(3), [0, 3], [0])

@@ -72,9 +72,11 @@ def bus_diversity(seed: int, load_mw_peak: np.ndarray, sigma: float) -> np.ndarr
 
 def _site_index(name: str, site: np.ndarray | list[int], n_sites: int) -> np.ndarray:
     site = np.asarray(site)
+    if site.size == 0:  # a grid without plants of this kind
+        return np.zeros(0, np.int32)
     if site.ndim != 1 or not np.issubdtype(site.dtype, np.integer):
         raise ValueError(f"{name} must be a 1-D integer array (one site index per plant)")
-    if site.size and (site.min() < 0 or site.max() >= n_sites):
+    if site.min() < 0 or site.max() >= n_sites:
         raise ValueError(f"{name} holds site indices outside [0, {n_sites})")
     return site.astype(np.int32)
 

@@ -115,7 +115,10 @@ def _read_tmy2(path: pathlib.Path) -> tuple[pd.DataFrame, dict, np.ndarray]:
 
 @functools.cache
 def load_weather(site: str, year: int = DEFAULT_YEAR) -> SiteWeather:
-    """The hourly weather of `site` (a key of `SITES`), re-dated onto `year`. Cached per process."""
+    """The hourly weather of `site` (a key of `SITES`), re-dated onto `year`.
+
+    Cached per process: the returned frame is shared, treat it as read-only.
+    """
     if site not in SITES:
         raise WeatherError(f"unknown weather site {site!r}; known sites: {sorted(SITES)}")
     filename, fmt = SITES[site]
