@@ -68,7 +68,8 @@ def ac_per_unit(
         model="perez",
     )
     aoi = irradiance.aoi(TILT_DEG, AZIMUTH_DEG, sun["apparent_zenith"], sun["azimuth"])
-    # Perez yields NaN for the undefined geometry of a sun at or below the horizon: no light.
+    # Perez sky diffuse is NaN where the sun is below the horizon (no air mass) while the hour
+    # measured some twilight diffuse light (25 of 8760 hours): count that light as none.
     beam = np.nan_to_num(poa["poa_direct"].to_numpy() * iam.physical(aoi.to_numpy()))
     diffuse = np.nan_to_num(poa["poa_diffuse"].to_numpy())
     effective = np.maximum(beam + diffuse, 0.0)
