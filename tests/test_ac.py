@@ -1,0 +1,224 @@
+"""AC power flow against pandapower's Newton-Raphson (float64, tight tolerances), plus batching,
+outages, islands, reactive limits, divergence and bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandapower as pp
+import pandapower.networks as pn
+import pytest
+from pandapower.pypower.idx_brch import PF, PT, QF, QT
+from pandapower.pypower.idx_bus import VA, VM
+from pandapower.pypower.idx_gen import PG, QG
+
+from gridrl.cases import from_pandapower
+from gridrl.physics.ac import ac_model, ac_power_flow
+from gridrl.physics.ybus import fast_decoupled_matrices, make_ybus
+
+VM_TOL = 1e-6  # p.u.
+VA_TOL_DEG = 1e-5
+FLOW_TOL = 1e-4  # MW / MVAr
+# some lines of case118 whose loss keeps the grid connected and solvable (pandapower order)
+CASE118_OUTAGES = (20, 40, 95)
+
+
+def run_pandapower(net, **options) -> dict:
+    """pandapower's converged result in its internal (= gridrl's) order."""
+    pp.runpp(net, init="flat", tolerance_mva=1e-11, calculate_voltage_angles=True, **options)
+    ppc = net._ppc
+    return {
+        "vm": ppc["bus"][:, VM],
+        "va": ppc["bus"][:, VA],
+        "pf": ppc["branch"][:, PF].real,
+        "qf": ppc["branch"][:, QF].real,
+        "pt": ppc["branch"][:, PT].real,
+        "qt": ppc["branch"][:, QT].real,
+        "pg": ppc["gen"][:, PG],
+        "qg": ppc["gen"][:, QG],
+    }
+
+
+def assert_matches(result, expected, sample=()) -> None:
+    assert bool(result.converged[sample])
+    np.testing.assert_allclose(result.vm[sample], expected["vm"], rtol=0, atol=VM_TOL)
+    va = np.rad2deg(np.asarray(result.va[sample]))
+    np.testing.assert_allclose(va, expected["va"], rtol=0, atol=VA_TOL_DEG)
+    for name in ("pf", "qf", "pt", "qt", "pg", "qg"):
+        got = np.asarray(getattr(result, name)[sample])
+        np.testing.assert_allclose(got, expected[name], rtol=0, atol=FLOW_TOL, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def net118():
+    return pn.case118()
+
+
+@pytest.fixture(scope="module")
+def grid118(net118):
+    return from_pandapower(net118)
+
+
+@pytest.fixture(scope="module")
+def model118(grid118):
+    return ac_model(grid118)
+
+
+@pytest.fixture(scope="module")
+def expected118(net118):
+    return run_pandapower(net118)
+
+
+def test_ybus_and_fdlf_matrices_match_pandapower(net118, grid118, expected118):
+    from pandapower.pypower.makeB import makeB
+
+    internal = net118._ppc["internal"]
+    ybus, yf, yt = make_ybus(grid118)
+    np.testing.assert_allclose(ybus, internal["Ybus"].toarray(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(yf, internal["Yf"].toarray(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(yt, internal["Yt"].toarray(), rtol=0, atol=1e-10)
+    b_prime, b_double_prime = makeB(internal["baseMVA"], internal["bus"], internal["branch"], 2)
+    ours = fast_decoupled_matrices(grid118)
+    np.testing.assert_allclose(ours[0], b_prime.toarray(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours[1], b_double_prime.toarray(), rtol=0, atol=1e-9)
+
+
+def test_ybus_line_status_drops_branches_and_batches(grid118):
+    status = np.ones((2, grid118.n_branch), bool)
+    status[1, 3] = False
+    ybus, yf, _ = make_ybus(grid118, status)
+    assert ybus.shape == (2, grid118.n_bus, grid118.n_bus)
+    assert np.all(yf[1, 3] == 0) and np.any(yf[0, 3] != 0)
+    f, t = int(grid118.f_bus[3]), int(grid118.t_bus[3])
+    assert ybus[1, f, t] == 0 and ybus[0, f, t] != 0
+
+
+def test_case118_matches_pandapower(grid118, model118, expected118):
+    result = ac_power_flow(grid118, model=model118)
+    assert_matches(result, expected118)
+    assert result.iterations < 30
+    assert bool(jnp.all(result.energized)) and float(result.lost_load_mw) == 0.0
+
+
+@pytest.mark.parametrize("case", ["case300", "case1354pegase"])
+def test_larger_cases_match_pandapower(case):
+    net = getattr(pn, case)()
+    expected = run_pandapower(net)
+    result = ac_power_flow(from_pandapower(net))
+    assert_matches(result, expected)
+
+
+def test_outages_match_pandapower(net118, grid118, model118):
+    """A batch: the base case, then one and two lines out; each sample as pandapower's."""
+    n_line = len(net118.line)
+    status = np.ones((3, grid118.n_branch), bool)
+    status[1, CASE118_OUTAGES[0]] = False
+    status[2, list(CASE118_OUTAGES[1:3])] = False
+    result = ac_power_flow(grid118, status, model=model118)
+    for sample, out in enumerate(((), CASE118_OUTAGES[:1], CASE118_OUTAGES[1:3])):
+        net = pn.case118()
+        for branch in out:
+            assert branch < n_line
+            net.line.loc[net.line.index[branch], "in_service"] = False
+        assert_matches(result, run_pandapower(net), sample)
+
+
+def test_transformer_outage_matches_pandapower(grid118, model118):
+    net = pn.case118()
+    n_line = len(net.line)
+    trafo = 2
+    net.trafo.loc[net.trafo.index[trafo], "in_service"] = False
+    status = np.ones(grid118.n_branch, bool)
+    status[n_line + trafo] = False
+    assert_matches(ac_power_flow(grid118, status, model=model118), run_pandapower(net))
+
+
+def test_islanded_buses_are_dead_and_their_load_lost(grid118, model118):
+    """Bus 9 (internal) hangs on one line: losing it de-energises the bus, not the grid."""
+    f_bus, t_bus = np.asarray(grid118.f_bus), np.asarray(grid118.t_bus)
+    degree = np.bincount(np.r_[f_bus, t_bus], minlength=grid118.n_bus)
+    leaf = next(
+        b for b in np.flatnonzero(degree == 1) if grid118.pd[b] > 0 and b != grid118.ref_bus
+    )
+    branch = int(np.flatnonzero((f_bus == leaf) | (t_bus == leaf))[0])
+    status = np.ones(grid118.n_branch, bool)
+    status[branch] = False
+    result = ac_power_flow(grid118, status, model=model118)
+    assert bool(result.converged)
+    assert not bool(result.energized[leaf]) and int(jnp.sum(~result.energized)) == 1
+    assert float(result.vm[leaf]) == 0.0 and float(result.va[leaf]) == 0.0
+    assert float(result.pf[branch]) == 0.0 and float(result.qt[branch]) == 0.0
+    np.testing.assert_allclose(result.lost_load_mw, grid118.pd[leaf], rtol=1e-12)
+    # the rest still balances: generation = load served + losses + shunts
+    served = float(np.sum(np.where(result.energized, grid118.pd, 0.0)))
+    losses = float(jnp.sum(result.pf + result.pt))
+    shunts = float(jnp.sum(jnp.where(result.energized, grid118.gs * result.vm**2, 0.0)))
+    assert abs(float(jnp.sum(result.pg)) - served - losses - shunts) < 1e-6
+
+
+def test_batch_equals_samples_and_broadcasts(grid118, model118):
+    scale = jnp.array([[0.9], [1.0], [1.1]])
+    pd = scale * jnp.asarray(grid118.pd)
+    batch = ac_power_flow(grid118, pd=pd, model=model118)
+    assert batch.vm.shape == (3, grid118.n_bus) and batch.converged.shape == (3,)
+    for i in range(3):
+        single = ac_power_flow(grid118, pd=pd[i], model=model118)
+        np.testing.assert_allclose(batch.vm[i], single.vm, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(batch.pf[i], single.pf, rtol=0, atol=1e-9)
+    # [2] setpoints x [3, 1] loads -> [3, 2]
+    vg = jnp.stack([jnp.asarray(grid118.vg), jnp.asarray(grid118.vg) * 1.01])
+    grid_batch = ac_power_flow(grid118, pd=pd[:, None, :], vg=vg, model=model118)
+    assert grid_batch.vm.shape == (3, 2, grid118.n_bus)
+    np.testing.assert_allclose(grid_batch.vm[:, 0], batch.vm, rtol=0, atol=1e-12)
+
+
+def test_q_limits_match_pandapower(grid118, model118):
+    expected = run_pandapower(pn.case118(), enforce_q_lims=True)
+    result = ac_power_flow(grid118, model=model118, q_limits=True)
+    assert_matches(result, expected)
+    limited = np.asarray(result.qg >= grid118.qmax - 1e-9) | np.asarray(
+        result.qg <= grid118.qmin + 1e-9
+    )
+    assert limited.any()  # the case does hit limits, so the test means something
+
+
+def test_divergent_sample_is_flagged_and_finite(grid118, model118):
+    pd = jnp.stack([jnp.asarray(grid118.pd), 10 * jnp.asarray(grid118.pd)])
+    qd = jnp.stack([jnp.asarray(grid118.qd), 10 * jnp.asarray(grid118.qd)])
+    result = ac_power_flow(grid118, pd=pd, qd=qd, model=model118)
+    assert bool(result.converged[0]) and not bool(result.converged[1])
+    for leaf in jax.tree_util.tree_leaves(result):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+
+
+def test_float32_error_is_reported(grid118, expected118, record_property):
+    grid32 = grid118.astype(jnp.float32)
+    result = ac_power_flow(grid32)
+    assert result.vm.dtype == jnp.float32 and bool(result.converged)
+    errors = {
+        "vm_pu": float(np.max(np.abs(result.vm - expected118["vm"]))),
+        "va_deg": float(np.max(np.abs(np.rad2deg(result.va) - expected118["va"]))),
+        "pf_mw": float(np.max(np.abs(result.pf - expected118["pf"]))),
+        "qf_mvar": float(np.max(np.abs(result.qf - expected118["qf"]))),
+    }
+    for name, value in errors.items():
+        record_property(f"float32_max_error_{name}", value)
+    print(f"case118 float32 vs pandapower float64: {errors}, iterations {int(result.iterations)}")
+    # the float32 tolerance (1e-4 p.u. mismatch) bounds these; far looser would mean a bug
+    assert errors["vm_pu"] < 1e-5 and errors["va_deg"] < 1e-2 and errors["pf_mw"] < 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pd": np.zeros(5)}, "pd must have shape"),
+        ({"vg": np.ones((2, 7))}, "vg must have shape"),
+        ({"line_status": np.ones(3, bool)}, "line_status must have shape"),
+        ({"pd": np.zeros((2, 118)), "pg": np.zeros((3, 54))}, "do not broadcast"),
+        ({"max_iter": 0}, "max_iter"),
+    ],
+)
+def test_bad_input_is_a_clear_error(grid118, model118, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ac_power_flow(grid118, model=model118, **kwargs)
