@@ -144,6 +144,14 @@ def test_flows_are_the_dc_power_flow_of_the_dispatch(pglib_solved):
         np.testing.assert_allclose(result.va, np.deg2rad(flow["bus"][:, 8]), atol=1e-9)
 
 
+def with_quadratic_costs(grid: Grid) -> Grid:
+    """`grid` with quadratic terms added to its costs (the PGLib files' are zero, so their
+    DC-OPFs are LPs), growing with the generator index so that no two units tie."""
+    poly = np.asarray(grid.cost_poly).copy()
+    poly[:, -3] += 0.002 + 0.0005 * np.arange(grid.n_gen)
+    return grid.replace(cost_poly=poly)
+
+
 def piecewise_linear(grid: Grid, n_points: int) -> Grid:
     """`grid` with the quadratic costs of most of its dispatchable generators sampled at
     `n_points` breakpoints over [pmin, pmax]."""
@@ -157,15 +165,15 @@ def piecewise_linear(grid: Grid, n_points: int) -> Grid:
 
 
 def test_piecewise_linear_costs_match_pypower(case118):
-    grid = piecewise_linear(case118, n_points=6)
+    grid = piecewise_linear(with_quadratic_costs(case118), n_points=6)
     assert_matches_reference(dc_opf(grid), pypower_dcopf(grid, tight=True))
 
 
-def test_linear_costs_solve_as_an_lp_and_match_pypower(case118):
-    poly = np.asarray(case118.cost_poly).copy()
-    poly[:, -3] = 0.0
-    grid = case118.replace(cost_poly=poly)
-    assert build_dc_opf(grid).program.hessian is None
+@pytest.mark.parametrize("case", ["pglib_opf_case118_ieee", "pglib_opf_case1354_pegase"])
+def test_quadratic_costs_solve_as_a_qp_and_match_pypower(pglib_dir, case):
+    # case1354 is the one where unscaled angles made HiGHS's QP solver fail (see dcopf.py)
+    grid = with_quadratic_costs(read_matpower(pglib_dir / f"{case}.m"))
+    assert build_dc_opf(grid).program.hessian is not None
     assert_matches_reference(dc_opf(grid), pypower_dcopf(grid, tight=True))
 
 
@@ -234,7 +242,7 @@ def test_bad_input_raises_a_clear_error(case118, change, message):
 
 
 def test_non_convex_piecewise_linear_cost_is_refused(case118):
-    grid = piecewise_linear(case118, n_points=3)
+    grid = piecewise_linear(with_quadratic_costs(case118), n_points=3)
     pwl = np.asarray(grid.cost_pwl).copy()
     gen = 4  # dispatchable, with a piecewise-linear cost
     assert grid.cost_model[gen] == CostModel.PIECEWISE_LINEAR

@@ -8,6 +8,13 @@ sets them (as MATPOWER's `makeAang`), Pmin <= Pg <= Pmax, and y above every segm
 generator's cost curve. Objective: quadratic + linear polynomial costs (a QP when any quadratic
 term is non-zero) plus the y's.
 
+HiGHS's QP solver does not scale the problem itself: with angles in radians against branch
+susceptances of up to 1e4 p.u. it declares convex problems (case1354 with quadratic costs)
+non-convex. The angle columns therefore hold Va times the median bus-susceptance magnitude
+(`angle_scale`), the cost variables hold y/baseMVA (per unit, like Pg), and the QP
+regularisation is lowered from HiGHS's 1e-7: each of the three otherwise shifts the dispatch of
+flat optima by up to hundredths of a MW.
+
 The model is assembled once (`build_dc_opf`, plain numpy/scipy data) and loaded once into a HiGHS
 instance (`DcOpfSolver`); loads and generator limits then change by bounds only, and each re-solve
 starts from the previous basis. SCED extends the same problem with further columns and rows.
@@ -27,6 +34,7 @@ from gridrl.opf.costs import GenCosts, gen_costs
 from gridrl.opf.network import DcNetwork, OpfInputError, dc_network, host_array
 
 TWO_PI = 2.0 * np.pi
+QP_REGULARIZATION = 1e-10
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class DcOpfProblem:
     network: DcNetwork
     costs: GenCosts
     base_mva: float
+    angle_scale: float  # the Va columns hold angle_scale·Va (rad), for the QP solver's sake
     gens: np.ndarray  # int: the generator of each Pg column (in-service generators)
     rated_branches: np.ndarray  # int: the branch of each flow-limit row
     angle_branches: np.ndarray  # int: the branch of each angle-difference row
@@ -106,14 +115,13 @@ def _angle_limits(grid: Grid, active: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return branches, lower, upper
 
 
-def _epigraph_rows(costs: GenCosts, column_of_gen: np.ndarray, n_gen: int, base: float):
-    """Blocks [Pg | y] of the rows slope·base·Pg - y <= -intercept: y above every segment."""
+def _epigraph_rows(costs: GenCosts, column_of_gen: np.ndarray, n_gen: int):
+    """Blocks [Pg | y/base] of the rows slope·Pg - y/base <= -intercept/base (Pg in p.u.):
+    y above every segment."""
     n_segment, n_pwl = len(costs.segment_slope), len(costs.pwl_gens)
     segments = np.arange(n_segment)
     columns = column_of_gen[costs.pwl_gens][costs.segment_gen]
-    pg_block = sp.csr_matrix(
-        (costs.segment_slope * base, (segments, columns)), shape=(n_segment, n_gen)
-    )
+    pg_block = sp.csr_matrix((costs.segment_slope, (segments, columns)), shape=(n_segment, n_gen))
     y_block = sp.csr_matrix(
         (-np.ones(n_segment), (segments, costs.segment_gen)), shape=(n_segment, n_pwl)
     )
@@ -136,9 +144,12 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
     n_bus, n_gen, n_pwl = len(network.bus_active), len(gens), len(costs.pwl_gens)
     n_segment = len(costs.segment_slope)
 
-    # columns [Va | Pg | y]; reference and isolated buses keep their case angle
+    # columns [angle_scale·Va | Pg | y/base], all per unit; reference and isolated buses keep
+    # their case angle
+    susceptances = np.abs(network.bbus.data)
+    angle_scale = float(np.median(susceptances[susceptances > 0])) if susceptances.any() else 1.0
     fixed = (host_array(grid, "bus_type", np.int64) == BusType.REF) | ~network.bus_active
-    va_case = host_array(grid, "va")
+    va_case = host_array(grid, "va") * angle_scale
     col_lower = np.r_[np.where(fixed, va_case, -np.inf), pmin / base, np.full(n_pwl, -np.inf)]
     col_upper = np.r_[np.where(fixed, va_case, np.inf), pmax / base, np.full(n_pwl, np.inf)]
 
@@ -149,12 +160,12 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         (np.ones(n_gen), (host_array(grid, "gen_bus", np.int64)[gens], np.arange(n_gen))),
         shape=(n_bus, n_gen),
     )
-    epigraph_pg, epigraph_y = _epigraph_rows(costs, column_of_gen, n_gen, base)
+    epigraph_pg, epigraph_y = _epigraph_rows(costs, column_of_gen, n_gen)
     a = sp.bmat(
         [
-            [network.bbus, -cg, None],
-            [network.bf[rated], None, None],
-            [network.incidence[angle_branches], None, None],
+            [network.bbus / angle_scale, -cg, None],
+            [network.bf[rated] / angle_scale, None, None],
+            [network.incidence[angle_branches] / angle_scale, None, None],
             [None, epigraph_pg, epigraph_y],
         ],
         format="csc",
@@ -165,7 +176,7 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         balance_rhs, -flow_limit - network.pfinj[rated], angle_lower, np.full(n_segment, -np.inf)
     ]
     row_upper = np.r_[
-        balance_rhs, flow_limit - network.pfinj[rated], angle_upper, -costs.segment_intercept
+        balance_rhs, flow_limit - network.pfinj[rated], angle_upper, -costs.segment_intercept / base
     ]
 
     quadratic = costs.quadratic[gens] * base**2
@@ -173,7 +184,7 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
     if np.any(quadratic > 0):
         hessian = sp.diags(np.r_[np.zeros(n_bus), 2.0 * quadratic, np.zeros(n_pwl)], format="csc")
     program = QuadraticProgram(
-        cost=np.r_[np.zeros(n_bus), costs.linear[gens] * base, np.ones(n_pwl)],
+        cost=np.r_[np.zeros(n_bus), costs.linear[gens] * base, np.full(n_pwl, base)],
         offset=float(np.sum(costs.constant[gens])),
         hessian=hessian,
         a=a,
@@ -188,6 +199,7 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
         network=network,
         costs=costs,
         base_mva=base,
+        angle_scale=angle_scale,
         gens=gens,
         rated_branches=rated,
         angle_branches=angle_branches,
@@ -217,7 +229,9 @@ def _highs_model(program: QuadraticProgram, time_limit: float) -> highspy.Highs:
     lp.a_matrix_.value_ = program.a.data
     highs.passModel(lp)
     if program.hessian is not None:
+        highs.setOptionValue("qp_regularization_value", QP_REGULARIZATION)
         lower = sp.csc_matrix(sp.tril(program.hessian))
+        lower.eliminate_zeros()
         highs.passHessian(
             lower.shape[0],
             lower.nnz,
@@ -315,7 +329,7 @@ class DcOpfSolver:
                 solve_time=elapsed,
             )
         base = problem.base_mva
-        va = x[problem.va]
+        va = x[problem.va] / problem.angle_scale
         pg = np.zeros(n_gen)
         pg[problem.gens] = x[problem.pg] * base
         pf = np.where(network.branch_active, (network.bf @ va + network.pfinj) * base, 0.0)
