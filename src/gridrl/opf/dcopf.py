@@ -9,7 +9,7 @@ generator's cost curve. Objective: quadratic + linear polynomial costs (a QP whe
 term is non-zero) plus the y's.
 
 HiGHS's QP solver does not scale the problem itself: with angles in radians against branch
-susceptances of up to 1e4 p.u. it declares convex problems (case1354 with quadratic costs)
+susceptances of up to 2e4 p.u. it declares convex problems (case1354 with quadratic costs)
 non-convex. The angle columns therefore hold Va times the median bus-susceptance magnitude
 (`angle_scale`), the cost variables hold y/baseMVA (per unit, like Pg), and the QP
 regularisation is lowered from HiGHS's 1e-7: each of the three otherwise shifts the dispatch of
