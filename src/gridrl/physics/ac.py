@@ -226,7 +226,6 @@ def _solve(
 ) -> ACResult:
     """The batch, flattened to one leading dimension [B, ...]."""
     size = pd.shape[0]
-    gen_bus = jnp.asarray(grid.gen_bus)
     if status is None:
         usable = jnp.broadcast_to(model.usable, (size, grid.n_branch))
         energized = jnp.broadcast_to(model.energized, (size, grid.n_bus))
@@ -236,10 +235,10 @@ def _solve(
         energized = energized_buses(grid, usable)
         outaged = model.usable & ~usable
     ref, pv = model.ref & energized, model.pv & energized
-    gen_on = jnp.asarray(grid.gen_status, bool) & energized[:, gen_bus]
-    generation = _at_buses(jnp.where(gen_on, pg, 0.0), gen_bus, grid.n_bus)
+    gen_on = jnp.asarray(grid.gen_status, bool) & (_at_gens(grid, energized.astype(pd.dtype)) > 0)
+    generation = _at_buses(grid, jnp.where(gen_on, pg, 0.0))
     p_spec = (generation - pd) / grid.base_mva
-    setpoint = jnp.concatenate([vg, jnp.ones_like(vg[:, :1])], axis=1)[:, model.voltage_gen]
+    setpoint = vg @ jax.nn.one_hot(model.voltage_gen, grid.n_gen, dtype=vg.dtype).T
     vm = jnp.where(ref | pv, setpoint, 1.0)
     case_va = jnp.asarray(grid.va, pd.dtype)
     va = jnp.broadcast_to(jnp.where(ref, case_va, case_va[jnp.argmax(model.ref)]), vm.shape)
@@ -278,32 +277,73 @@ def _solve(
     )
 
 
-def _at_buses(per_gen: Array, gen_bus: Array, n_bus: int) -> Array:
-    """Sum a [B, n_gen] quantity over the generators of each bus: [B, n_bus]."""
-    return jnp.zeros((per_gen.shape[0], n_bus), per_gen.dtype).at[:, gen_bus].add(per_gen)
+def _at_buses(grid: Grid, per_gen: Array) -> Array:
+    """Sum a [B, n_gen] quantity over the generators of each bus: [B, n_bus] (a product with
+    the one-hot incidence: faster on a CPU than a scatter along the minor axis)."""
+    return per_gen @ jax.nn.one_hot(jnp.asarray(grid.gen_bus), grid.n_bus, dtype=per_gen.dtype)
 
 
-def _injections(grid: Grid, model: ACModel, outaged: Array | None, va: Array, vm: Array):
-    """Computed bus injections (P, Q) p.u. [B, n_bus] = V·conj(Ybus·V), with the branches
-    `outaged` from the base topology taken out of the base Ybus."""
-    e, f = vm * jnp.cos(va), vm * jnp.sin(va)
+def _at_gens(grid: Grid, per_bus: Array) -> Array:
+    """Each generator's value of a [B, n_bus] quantity at its bus: [B, n_gen]."""
+    return jnp.take(per_bus, jnp.asarray(grid.gen_bus), axis=1)
+
+
+def _sin_cos(angle: Array) -> tuple[Array, Array]:
+    """(sin, cos). In float32, by quadrant reduction and Taylor polynomials (error < 1e-7, the
+    float32 noise), several times faster than XLA's CPU sin and cos, which dominated a step."""
+    if angle.dtype != jnp.float32:
+        return jnp.sin(angle), jnp.cos(angle)
+    quadrant = jnp.round(angle * (2 / np.pi))
+    # π/2 split in two floats (Cody–Waite) so that the reduced angle keeps its precision
+    r = angle - quadrant * np.float32(1.5707963705062866) - quadrant * np.float32(-4.37113900e-08)
+    r2 = r * r
+    sin = r + r * r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 * (1 / 362880))))
+    cos = 1 + r2 * (-1 / 2 + r2 * (1 / 24 + r2 * (-1 / 720 + r2 * (1 / 40320))))
+    q = quadrant.astype(jnp.int32) & 3
+    return (
+        jnp.where(q == 0, sin, jnp.where(q == 1, cos, jnp.where(q == 2, -sin, -cos))),
+        jnp.where(q == 0, cos, jnp.where(q == 1, -sin, jnp.where(q == 2, -cos, sin))),
+    )
+
+
+def _injections(grid: Grid, model: ACModel, outaged: Array | None, rotation, vm: Array):
+    """Computed bus injections (P, Q) p.u. [B, n_bus] = V·conj(Ybus·V) at V = vm·(cos + j·sin)
+    (rotation = (sin, cos) of the angles), with the branches `outaged` from the base topology
+    taken out of the base Ybus."""
+    e, f = vm * rotation[1], vm * rotation[0]
     current = jnp.concatenate([e, f], axis=-1) @ model.ybus
     n = grid.n_bus
     i_re, i_im = current[:, :n], current[:, n:]
     if outaged is not None:
-        yff, yft, ytf, ytt = branch_blocks(grid, outaged)
-        v = e + 1j * f
+        currents = _branch_currents(grid, e, f)
         f_bus, t_bus = jnp.asarray(grid.f_bus), jnp.asarray(grid.t_bus)
-        v_from, v_to = v[:, f_bus], v[:, t_bus]
-        removed = (
-            jnp.zeros_like(v)
-            .at[:, f_bus]
-            .add(yff * v_from + yft * v_to)
-            .at[:, t_bus]
-            .add(ytf * v_from + ytt * v_to)
-        )
-        i_re, i_im = i_re - removed.real, i_im - removed.imag
+        removed_re = jnp.zeros_like(e).at[:, f_bus].add(outaged * currents[0])
+        removed_im = jnp.zeros_like(e).at[:, f_bus].add(outaged * currents[1])
+        removed_re = removed_re.at[:, t_bus].add(outaged * currents[2])
+        removed_im = removed_im.at[:, t_bus].add(outaged * currents[3])
+        i_re, i_im = i_re - removed_re, i_im - removed_im
     return e * i_re + f * i_im, f * i_re - e * i_im
+
+
+def _branch_currents(grid: Grid, e: Array, f: Array) -> tuple[Array, Array, Array, Array]:
+    """(Re If, Im If, Re It, Im It) [B, n_branch]: currents into every branch (as if in
+    service) at its from and to ends, for bus voltages e + j·f [B, n_bus]. Real arithmetic:
+    XLA's complex elementwise code is slow on a CPU."""
+    yff, yft, ytf, ytt = branch_blocks(grid, jnp.ones(grid.n_branch, bool))
+    ends = [
+        jnp.take(v, jnp.asarray(bus), axis=1) for bus in (grid.f_bus, grid.t_bus) for v in (e, f)
+    ]
+    e_from, f_from, e_to, f_to = ends
+
+    def current(y_own, y_other, e_own, f_own, e_other, f_other):
+        real = y_own.real * e_own - y_own.imag * f_own + y_other.real * e_other
+        imag = y_own.real * f_own + y_own.imag * e_own + y_other.real * f_other
+        return real - y_other.imag * f_other, imag + y_other.imag * e_other
+
+    return (
+        *current(yff, yft, e_from, f_from, e_to, f_to),
+        *current(ytt, ytf, e_to, f_to, e_from, f_from),
+    )
 
 
 def _solver(base_inverse: Array, grid: Grid, usable: Array, rows: Array, shared: bool, which: int):
@@ -321,8 +361,8 @@ def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, v
     `tol` or fails; returns (va, vm, P, Q, iterations, converged) with P, Q the computed
     injections at the returned state."""
 
-    def mismatch(va, vm):
-        p, q = injections(va, vm)
+    def mismatch(rotation, vm):
+        p, q = injections(rotation, vm)
         dp, dq = jnp.where(p_rows, p - p_spec, 0.0), jnp.where(q_rows, q - q_spec, 0.0)
         error = jnp.maximum(jnp.max(jnp.abs(dp), -1), jnp.max(jnp.abs(dq), -1))
         return p, q, dp, dq, error
@@ -330,9 +370,10 @@ def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, v
     def step(state):
         count, va, vm, p, q, dp, dq, error, iterations, active, failed = state
         va_new = va - jnp.where(p_rows, solve_p(dp / vm), 0.0)
-        _, _, _, dq_half, _ = mismatch(va_new, vm)
+        rotation = _sin_cos(va_new)  # shared by both half-steps: the Q step keeps the angles
+        _, _, _, dq_half, _ = mismatch(rotation, vm)
         vm_new = vm - jnp.where(q_rows, solve_q(dq_half / vm), 0.0)
-        new = (va_new, vm_new, *mismatch(va_new, vm_new))
+        new = (va_new, vm_new, *mismatch(rotation, vm_new))
         good = jnp.isfinite(new[-1]) & jnp.all((vm_new > 0) & (vm_new < VM_BOUND), -1)
         take = active & good
         va, vm, p, q, dp, dq, error = (
@@ -346,7 +387,7 @@ def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, v
     def unfinished(state):
         return jnp.any(state[9]) & (state[0] < max_iter)
 
-    p, q, dp, dq, error = mismatch(va, vm)
+    p, q, dp, dq, error = mismatch(_sin_cos(va), vm)
     samples = va.shape[0]
     start = (0, va, vm, p, q, dp, dq, error, jnp.zeros(samples, jnp.int32), error >= tol)
     start = (*start, jnp.zeros(samples, bool))
@@ -367,19 +408,19 @@ def _reactive_output(
     """Generator reactive output, MVAr [B, n_gen], as MATPOWER's pfsoln: a bus's generation
     (computed injection + load) is shared by its generators in proportion to their reactive
     ranges (equally where the range is empty or unbounded); limited generators hold fixed_q."""
-    gen_bus = jnp.asarray(grid.gen_bus)
     qmin, qmax = jnp.asarray(grid.qmin, q.dtype), jnp.asarray(grid.qmax, q.dtype)
     if limited is None:
         limited, fixed_q = jnp.zeros_like(gen_on), jnp.zeros_like(q[:, :1])
     held = jnp.where(limited & gen_on, fixed_q, 0.0)
     free = gen_on & ~limited
-    total = q * grid.base_mva + qd - _at_buses(held, gen_bus, grid.n_bus)
-    count = _at_buses(free.astype(q.dtype), gen_bus, grid.n_bus)[:, gen_bus]
-    low = _at_buses(jnp.where(free, qmin, 0.0), gen_bus, grid.n_bus)[:, gen_bus]
-    span = _at_buses(jnp.where(free, qmax - qmin, 0.0), gen_bus, grid.n_bus)[:, gen_bus]
+    total = q * grid.base_mva + qd - _at_buses(grid, held)
+    count = _at_gens(grid, _at_buses(grid, free.astype(q.dtype)))
+    low = _at_gens(grid, _at_buses(grid, jnp.where(free, qmin, 0.0)))
+    span = _at_gens(grid, _at_buses(grid, jnp.where(free, qmax - qmin, 0.0)))
     share = jnp.isfinite(span) & (span > 0)
-    proportional = qmin + (total[:, gen_bus] - low) / jnp.where(share, span, 1.0) * (qmax - qmin)
-    equal = total[:, gen_bus] / jnp.maximum(count, 1.0)
+    total = _at_gens(grid, total)
+    proportional = qmin + (total - low) / jnp.where(share, span, 1.0) * (qmax - qmin)
+    equal = total / jnp.maximum(count, 1.0)
     return jnp.where(free, jnp.where(share, proportional, equal), held)
 
 
@@ -394,11 +435,13 @@ def _q_limited(grid, model, flow, gen_on, ref, pv, energized, qd, va, vm):
 
     def one_round(state):
         rounds, va, vm, _, _, limited, fixed_q, qg, iterations, _, _ = state
-        converted = _at_buses(limited.astype(va.dtype), gen_bus, grid.n_bus) > 0
+        converted = _at_buses(grid, limited.astype(va.dtype)) > 0
         pq = ~ref & energized & (~pv | converted)
         # at a converted bus, generators still free keep their last output
-        injected = jnp.where(limited, fixed_q, jnp.where(converted[:, gen_bus], qg, 0.0))
-        q_spec = _at_buses(jnp.where(gen_on, injected, 0.0), gen_bus, grid.n_bus) - qd
+        injected = jnp.where(
+            limited, fixed_q, jnp.where(_at_gens(grid, converted.astype(va.dtype)) > 0, qg, 0.0)
+        )
+        q_spec = _at_buses(grid, jnp.where(gen_on, injected, 0.0)) - qd
         va, vm, p, q, steps, converged = flow(pq, q_spec / grid.base_mva, va, vm)
         qg = _reactive_output(grid, q, qd, gen_on, limited, fixed_q)
         violated = limitable & ~limited & ((qg > qmax) | (qg < qmin))
@@ -434,25 +477,26 @@ def _result(grid, model, usable, energized, gen_on, pd, pg, qg, va, vm, p, itera
     """Outputs in MW / MVAr, with de-energised buses and their branches zeroed."""
     base = grid.base_mva
     vm, va = jnp.where(energized, vm, 0.0), jnp.where(energized, va, 0.0)
-    v = vm * jnp.exp(1j * va)
-    yff, yft, ytf, ytt = branch_blocks(grid, usable)
-    v_from, v_to = v[:, jnp.asarray(grid.f_bus)], v[:, jnp.asarray(grid.t_bus)]
-    s_from = v_from * jnp.conj(yff * v_from + yft * v_to) * base
-    s_to = v_to * jnp.conj(ytf * v_from + ytt * v_to) * base
+    sin, cos = _sin_cos(va)
+    e, f = vm * cos, vm * sin
+    if_re, if_im, it_re, it_im = _branch_currents(grid, e, f)
+    e_from, f_from = (jnp.take(v, jnp.asarray(grid.f_bus), axis=1) for v in (e, f))
+    e_to, f_to = (jnp.take(v, jnp.asarray(grid.t_bus), axis=1) for v in (e, f))
+    scale = usable * base
     gen_bus = jnp.asarray(grid.gen_bus)
     pg = jnp.where(gen_on, pg, 0.0)
     # the first in-service generator at a reference bus takes what the others do not give
     first = model.voltage_gen[gen_bus] == jnp.arange(grid.n_gen)
     slack = gen_on & model.ref[gen_bus] & first
-    others = _at_buses(jnp.where(slack, 0.0, pg), gen_bus, grid.n_bus)
-    slack_p = (p * base + pd - others)[:, gen_bus]
+    others = _at_buses(grid, jnp.where(slack, 0.0, pg))
+    slack_p = _at_gens(grid, p * base + pd - others)
     return ACResult(
         vm=vm,
         va=va,
-        pf=s_from.real,
-        qf=s_from.imag,
-        pt=s_to.real,
-        qt=s_to.imag,
+        pf=(e_from * if_re + f_from * if_im) * scale,
+        qf=(f_from * if_re - e_from * if_im) * scale,
+        pt=(e_to * it_re + f_to * it_im) * scale,
+        qt=(f_to * it_re - e_to * it_im) * scale,
         pg=jnp.where(slack, slack_p, pg),
         qg=jnp.where(gen_on, qg, 0.0),
         converged=converged,
