@@ -114,17 +114,47 @@ def make_sampling(
     )
 
 
+def ar1_step(x: jax.Array, eps: jax.Array, phi, sigma: jax.Array) -> jax.Array:
+    """One step of the stationary AR(1) process: φ·x + σ·sqrt(1 − φ²)·ε."""
+    return phi * x + sigma * jnp.sqrt(1.0 - phi**2) * eps
+
+
 def ar1(key: jax.Array, n_steps: int, phi, sigma: jax.Array) -> jax.Array:
     """Independent stationary AR(1) series [n_steps, n_series], series i of std `sigma[i]`."""
     eps = jax.random.normal(key, (n_steps, sigma.shape[0]), sigma.dtype)
-    innovation = sigma * jnp.sqrt(1.0 - phi**2)
 
     def advance(x, e):
-        x = phi * x + innovation * e
+        x = ar1_step(x, e, phi, sigma)
         return x, x
 
     _, rest = jax.lax.scan(advance, sigma * eps[0], eps[1:])
     return jnp.concatenate([sigma * eps[:1], rest], axis=0)
+
+
+def draw_day(key: jax.Array, sampling: Sampling) -> jax.Array:
+    """The start day of an episode (int32 scalar), drawn with `sampling.day_weights`."""
+    return jax.random.categorical(key, jnp.log(sampling.day_weights)).astype(jnp.int32)
+
+
+def profile_at(profiles: Profiles, sampling: Sampling, day: jax.Array, step: jax.Array):
+    """Noise-free per-unit load [...], and per-plant wind [..., n_w] and solar [..., n_s] at
+    `step` steps after the start of `day` (wrapping around the year)."""
+    total_steps = profiles.n_days * profiles.steps_per_day
+    at = (day * profiles.steps_per_day + step) % total_steps
+    load = profiles.load.reshape(total_steps)[at]
+    wind = profiles.wind.reshape(total_steps, -1)[at][..., sampling.wind_site]
+    solar = profiles.solar.reshape(total_steps, -1)[at][..., sampling.solar_site]
+    return load, wind, solar
+
+
+def with_noise(sampling: Sampling, load, wind, solar, system, bus, wind_noise, solar_noise):
+    """Per-bus load in MW and per-plant availability in [0, 1] from the noise-free profile values
+    and the noise terms (system [..., 1], bus [..., n_bus], wind [..., n_w], solar [..., n_s])."""
+    return (
+        sampling.load_mw * load[..., None] * jnp.maximum(1.0 + system + bus, 0.0),
+        jnp.clip(wind + wind_noise, 0.0, 1.0),
+        jnp.clip(solar * (1.0 + solar_noise), 0.0, 1.0),
+    )
 
 
 def sample_episode(
@@ -133,12 +163,8 @@ def sample_episode(
     """Draw one episode: a start day, then noisy per-bus load and per-plant availability."""
     k_day, k_noise = jax.random.split(key)
     noise, dtype = sampling.noise, profiles.load.dtype
-    day = jax.random.categorical(k_day, jnp.log(sampling.day_weights)).astype(jnp.int32)
-    total_steps = profiles.n_days * profiles.steps_per_day
-    steps = (day * profiles.steps_per_day + jnp.arange(n_steps)) % total_steps
-    load = profiles.load.reshape(total_steps)[steps]
-    wind = profiles.wind.reshape(total_steps, -1)[steps][:, sampling.wind_site]
-    solar = profiles.solar.reshape(total_steps, -1)[steps][:, sampling.solar_site]
+    day = draw_day(k_day, sampling)
+    load, wind, solar = profile_at(profiles, sampling, day, jnp.arange(n_steps))
 
     # One draw for all series (system load, buses, wind plants, solar plants): each random
     # draw adds seconds of compile time on CPU.
@@ -148,9 +174,7 @@ def sample_episode(
     system, bus, wind_noise, solar_noise = jnp.split(
         ar1(k_noise, n_steps, noise.phi, sigma), np.cumsum(counts)[:-1], axis=1
     )
-    return Episode(
-        day=day,
-        load_mw=sampling.load_mw * load[:, None] * jnp.maximum(1.0 + system + bus, 0.0),
-        wind=jnp.clip(wind + wind_noise, 0.0, 1.0),
-        solar=jnp.clip(solar * (1.0 + solar_noise), 0.0, 1.0),
+    load_mw, wind, solar = with_noise(
+        sampling, load, wind, solar, system, bus, wind_noise, solar_noise
     )
+    return Episode(day=day, load_mw=load_mw, wind=wind, solar=solar)
