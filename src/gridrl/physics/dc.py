@@ -25,7 +25,7 @@ from flax import struct
 
 from gridrl.cases.grid import Grid
 from gridrl.physics import islands
-from gridrl.physics.lowrank import woodbury_correct
+from gridrl.physics.lowrank import solve_unpivoted
 
 Array = jnp.ndarray
 
@@ -36,8 +36,7 @@ class DCModel:
 
     f_bus: Array  # int [n_branch]
     t_bus: Array  # int [n_branch]
-    gen_bus: Array  # int [n_gen]
-    gen_status: Array  # bool [n_gen]
+    gen_matrix: Array  # [n_gen, n_bus]: 1 at each in-service generator's bus
     gs: Array  # bus shunt conductance, MW at 1 p.u. [n_bus]
     ref: Array  # int []: the reference bus
     va_ref: Array  # the reference bus's case angle, rad []
@@ -45,8 +44,9 @@ class DCModel:
     shift_injection: Array  # Pfinj = −b·shift p.u. at the from end [n_branch]
     usable: Array  # bool [n_branch]: branches in service in the base topology
     energized: Array  # bool [n_bus]: buses energised in the base topology
+    flow_matrix: Array  # (b·Cft)ᵀ [n_bus, n_branch]: from-end flows per unit of angle
     inverse: Array  # X = B_g⁻¹ [n_bus, n_bus], symmetric
-    shift_angles: Array  # X·Pbusinj of the base topology [n_bus]
+    shift_buses: Array  # Pbusinj of the base topology, p.u. [n_bus]
     tree: islands.RefTree  # spanning tree of the base topology, for islands after outages
     base_mva: float = struct.field(pytree_node=False, default=100.0)
 
@@ -118,8 +118,8 @@ def _build_model(grid: Grid) -> DCModel:
     partial_model = DCModel(
         f_bus=f_bus,
         t_bus=t_bus,
-        gen_bus=jnp.asarray(grid.gen_bus),
-        gen_status=jnp.asarray(grid.gen_status, bool),
+        gen_matrix=jax.nn.one_hot(grid.gen_bus, grid.n_bus, dtype=dtype)
+        * jnp.asarray(grid.gen_status, bool)[:, None],
         gs=jnp.asarray(grid.gs, dtype),
         ref=ref,
         va_ref=jnp.asarray(grid.va, dtype)[ref],
@@ -127,15 +127,22 @@ def _build_model(grid: Grid) -> DCModel:
         shift_injection=-susceptance * jnp.asarray(grid.shift, dtype),
         usable=usable,
         energized=energized,
+        flow_matrix=(
+            susceptance[:, None]
+            * (
+                jax.nn.one_hot(f_bus, grid.n_bus, dtype=dtype)
+                - jax.nn.one_hot(t_bus, grid.n_bus, dtype=dtype)
+            )
+        ).T,
         inverse=jnp.zeros((grid.n_bus, grid.n_bus), dtype),
-        shift_angles=jnp.zeros(grid.n_bus, dtype),
+        shift_buses=jnp.zeros(grid.n_bus, dtype),
         tree=islands.ref_tree(f_bus, t_bus, usable, ref, grid.n_bus),
         base_mva=float(grid.base_mva),
     )
     inverse = jnp.linalg.inv(grounded_matrix(partial_model, usable, energized))
     inverse = 0.5 * (inverse + inverse.T)
-    shift_angles = inverse @ _bus_shift_injection(partial_model, usable)
-    return partial_model.replace(inverse=inverse, shift_angles=shift_angles)
+    shift_buses = _bus_shift_injection(partial_model, usable)
+    return partial_model.replace(inverse=inverse, shift_buses=shift_buses)
 
 
 def _check_grid(grid: Grid) -> None:
@@ -210,24 +217,36 @@ def dc_power_flow(
 def _solve(model: DCModel, line_status, pd: Array, pg: Array, max_outages: int | None) -> DCResult:
     injection = _injection(model, pd, pg)
     if line_status is None:
-        angles = injection @ model.inverse - model.shift_angles
-        energized = jnp.broadcast_to(model.energized, injection.shape)
-        return _result(model, angles, energized, model.usable, pd, injection)
+        angles = (injection - model.shift_buses) @ model.inverse
+        return _result(model, angles, model.energized, model.usable, pd, injection)
     usable = model.usable & line_status
     if max_outages is None:
         return _dense(model, usable, pd, injection)
-    outages = jnp.sum(model.usable & ~usable, axis=-1)
+    branch = first_true(model.usable & ~usable, max_outages + 1)
+    valid = branch < model.n_branch
     return jax.lax.cond(
-        jnp.any(outages > max_outages),
+        jnp.any(valid[..., -1]),  # some sample has more than max_outages branches out
         lambda: _dense(model, usable, pd, injection),
-        lambda: _low_rank(model, usable, pd, injection, max_outages),
+        lambda: _low_rank(model, usable, pd, injection, branch[..., :-1], valid[..., :-1]),
     )
+
+
+def first_true(mask: Array, k: int) -> Array:
+    """int [..., k]: the indices of the first k True entries of `mask` [..., n], padded with n.
+    (k passes of a min-reduction: much faster on CPU than top_k or a sort.)"""
+    n = mask.shape[-1]
+    ids = jnp.arange(n, dtype=jnp.int32)
+    found = []
+    last = jnp.full(mask.shape[:-1], -1, jnp.int32)
+    for _ in range(k):
+        last = jnp.min(jnp.where(mask & (ids > last[..., None]), ids, n), axis=-1)
+        found.append(last)
+    return jnp.stack(found, axis=-1)
 
 
 def _injection(model: DCModel, pd: Array, pg: Array) -> Array:
     """Net bus injection before shifters, p.u. [..., n_bus]: in-service generation − load − Gs."""
-    generation = jnp.zeros_like(pd).at[..., model.gen_bus].add(jnp.where(model.gen_status, pg, 0.0))
-    return (generation - pd - model.gs) / model.base_mva
+    return (pg @ model.gen_matrix - pd - model.gs) / model.base_mva
 
 
 def _dense(model: DCModel, usable: Array, pd: Array, injection: Array) -> DCResult:
@@ -239,40 +258,62 @@ def _dense(model: DCModel, usable: Array, pd: Array, injection: Array) -> DCResu
     return _result(model, angles, energized, usable, pd, injection)
 
 
-def _low_rank(model: DCModel, usable: Array, pd: Array, injection: Array, k: int) -> DCResult:
-    """At most k base branches out per sample: Woodbury update of the shared inverse."""
-    outaged = model.usable & ~usable
-    flags, branch = jax.lax.top_k(outaged.astype(jnp.int32), k)
-    valid = flags > 0
+def _low_rank(
+    model: DCModel, usable: Array, pd: Array, injection: Array, branch: Array, valid: Array
+) -> DCResult:
+    """Base branches `branch` [..., K] (where `valid`) out: Woodbury update of the inverse."""
+    branch = jnp.where(valid, branch, 0)
     energized, cut_bus, islanded = islands.islands_after_outages(
-        model.tree, model.energized, model.f_bus, model.t_bus, usable, branch, valid
+        model.tree, model.energized, model.f_bus, model.t_bus, branch, valid
     )
     # update columns as two-point vectors w_p·e_p + w_q·e_q; the island groundings come first,
     # so that every leading minor of the capacitance matrix is nonsingular (no pivoting needed)
-    keep = (model.energized & (jnp.arange(model.n_bus) != model.ref)).astype(injection.dtype)
+    dtype = injection.dtype
+    keep = (model.energized & (jnp.arange(model.n_bus) != model.ref)).astype(dtype)
     f, t = model.f_bus[branch], model.t_bus[branch]
     ground = jnp.maximum(cut_bus, 0)
     p = jnp.concatenate([ground, f], axis=-1)
     q = jnp.concatenate([ground, t], axis=-1)
-    w_p = jnp.concatenate([jnp.ones_like(valid, injection.dtype), keep[f]], axis=-1)
-    w_q = jnp.concatenate([jnp.zeros_like(valid, injection.dtype), -keep[t]], axis=-1)
+    w_p = jnp.concatenate([jnp.ones_like(valid, dtype), keep[f]], axis=-1)
+    w_q = jnp.concatenate([jnp.zeros_like(valid, dtype), -keep[t]], axis=-1)
     coeff = jnp.concatenate(
-        [islanded.astype(injection.dtype), -jnp.where(valid, model.susceptance[branch], 0.0)],
-        axis=-1,
+        [islanded.astype(dtype), -jnp.where(valid, model.susceptance[branch], 0.0)], axis=-1
     )
-    inverse_u = w_p[..., None] * model.inverse[p] + w_q[..., None] * model.inverse[q]  # [..., m, n]
-    # gram[i, j] = U_iᵀ X U_j, read off the rows X U_j at the two points of column i
-    m = 2 * k
-    at_p = jnp.take_along_axis(inverse_u, jnp.broadcast_to(p[..., None, :], (*p.shape, m)), -1)
-    at_q = jnp.take_along_axis(inverse_u, jnp.broadcast_to(q[..., None, :], (*q.shape, m)), -1)
-    gram = w_p[..., None, :] * at_p + w_q[..., None, :] * at_q
-    # the base angles, minus the injections of shifters now out of service
+    # right-hand side: injections less the shifters still in service
     removed_shift = jnp.where(valid, model.shift_injection[branch], 0.0)
-    base = injection @ model.inverse - model.shift_angles
-    base = base + jnp.einsum("...k,...ki->...i", removed_shift, inverse_u[..., k:, :])
+    restored = islands.scatter_add(
+        model.n_bus,
+        jnp.concatenate([f, t], -1),
+        jnp.concatenate([removed_shift, -removed_shift], -1),
+    )
+    base = (injection - model.shift_buses + restored) @ model.inverse
     u_base = w_p * jnp.take_along_axis(base, p, -1) + w_q * jnp.take_along_axis(base, q, -1)
-    angles = woodbury_correct(base, inverse_u.swapaxes(-1, -2), gram, u_base, coeff, pivoting=False)
+    weights = _capacitance_weights(model.inverse, p, q, w_p, w_q, coeff, u_base)
+    spread = islands.scatter_add(
+        model.n_bus,
+        jnp.concatenate([p, q], -1),
+        jnp.concatenate([w_p * weights, w_q * weights], -1),
+    )
+    angles = base - spread @ model.inverse
     return _result(model, angles, energized, usable, pd, injection)
+
+
+def _capacitance_weights(
+    inverse: Array, p: Array, q: Array, w_p: Array, w_q: Array, coeff: Array, u_base: Array
+) -> Array:
+    """Woodbury weights [..., m] for two-point columns, worked batch-last (see solve_unpivoted)."""
+    p, q, w_p, w_q, coeff, u_base = (
+        jnp.moveaxis(a, -1, 0) for a in (p, q, w_p, w_q, coeff, u_base)
+    )
+
+    def part(w_row: Array, rows: Array, w_col: Array, cols: Array) -> Array:
+        return w_row[:, None] * w_col[None, :] * inverse[rows[:, None], cols[None, :]]
+
+    gram = part(w_p, p, w_p, p) + part(w_p, p, w_q, q) + part(w_q, q, w_p, p) + part(w_q, q, w_q, q)
+    m = coeff.shape[0]
+    eye = jnp.eye(m, dtype=gram.dtype).reshape(m, m, *([1] * (gram.ndim - 2)))
+    weights = solve_unpivoted(eye + coeff[:, None] * gram, coeff * u_base)
+    return jnp.moveaxis(weights, 0, -1)
 
 
 def _result(
@@ -280,11 +321,12 @@ def _result(
 ) -> DCResult:
     """Mask dead buses and branches, add the reference angle, balance at the reference bus."""
     live = energized & (jnp.arange(model.n_bus) != model.ref)
-    va = jnp.where(energized, jnp.where(live, angles, 0.0) + model.va_ref, 0.0)
+    angles = jnp.where(live, angles, 0.0)
+    # flows from angles relative to the reference bus: adding its angle first costs float32 digits
     carries = usable & energized[..., model.f_bus]
-    difference = va[..., model.f_bus] - va[..., model.t_bus]
-    flow = model.susceptance * difference + model.shift_injection
+    flow = angles @ model.flow_matrix + model.shift_injection
     pf = jnp.where(carries, flow, 0.0) * model.base_mva
+    va = jnp.where(energized, angles + model.va_ref, 0.0)
     p_bus = jnp.where(live, injection, 0.0) * model.base_mva
     p_ref = -jnp.sum(p_bus, axis=-1)
     p_bus = jnp.where(jnp.arange(model.n_bus) == model.ref, p_ref[..., None], p_bus)

@@ -68,11 +68,16 @@ def reachable(f_bus: Array, t_bus: Array, usable: Array, source: Array, n_bus: i
 @struct.dataclass
 class RefTree:
     """A breadth-first spanning tree of the buses energised in a base topology, rooted at the
-    reference bus. Buses the base leaves de-energised are in no subtree."""
+    reference bus, with edge counts between its subtrees. Buses the base leaves de-energised are
+    in no subtree."""
 
     tree_child: Array  # int [n_branch]: the child bus of a tree branch, -1 for other branches
     depth: Array  # int [n_bus]: depth in the tree, -1 for buses not reached
     descendants: Array  # bool [n_bus, n_bus]: descendants[c, v] iff v is in the subtree of c
+    # base branch ends counted between vertex sets (each branch twice, once per direction):
+    between: Array  # float [n_bus, n_bus]: from the subtree of c to the subtree of d
+    leaving: Array  # float [n_bus]: from the subtree of c to any bus
+    total: Array  # float []: all branch ends
 
 
 def ref_tree(f_bus: Array, t_bus: Array, usable: Array, root: Array, n_bus: int) -> RefTree:
@@ -115,7 +120,20 @@ def ref_tree(f_bus: Array, t_bus: Array, usable: Array, root: Array, n_bus: int)
         return jnp.where(at_layer, ancestors[parent] | jnp.eye(n_bus, dtype=bool), ancestors)
 
     ancestors = jax.lax.fori_loop(1, layers, inherit, jnp.eye(n_bus, dtype=bool))
-    return RefTree(tree_child=tree_child, depth=depth, descendants=ancestors.T)
+    descendants = ancestors.T
+    ends = usable.astype(jnp.float32)
+    adjacency = (
+        jnp.zeros((n_bus, n_bus), jnp.float32).at[f_bus, t_bus].add(ends).at[t_bus, f_bus].add(ends)
+    )
+    inside = descendants.astype(jnp.float32)
+    return RefTree(
+        tree_child=tree_child,
+        depth=depth,
+        descendants=descendants,
+        between=inside @ adjacency @ inside.T,
+        leaving=inside @ jnp.sum(adjacency, axis=1),
+        total=jnp.sum(adjacency),
+    )
 
 
 def islands_after_outages(
@@ -123,31 +141,94 @@ def islands_after_outages(
     base_energized: Array,
     f_bus: Array,
     t_bus: Array,
-    usable: Array,
     outage_branch: Array,
     outage_valid: Array,
 ) -> tuple[Array, Array, Array]:
     """Energised buses after removing at most K branches from the base topology of `tree`.
 
-    usable [..., n_branch] is the post-outage mask; outage_branch / outage_valid [..., K] list
-    the removed base branches (padded slots invalid). Returns (energized [..., n_bus],
-    cut_bus [..., K]: the child bus of each removed tree branch or -1, islanded [..., K]: whether
-    the piece below that branch lost its connection to the reference bus).
+    outage_branch / outage_valid [..., K] list the removed base branches (padded slots invalid).
+    Returns (energized [..., n_bus], cut_bus [..., K]: the child bus of each removed tree
+    branch or -1, islanded [..., K]: whether the piece below that branch is de-energised).
+
+    Works on counts, never per branch: piece j is the subtree below cut j less the subtrees of
+    the cuts nested directly inside it (piece 0: everything less the top-level subtrees), so
+    branch counts between pieces follow from the precomputed counts between subtrees.
     """
     k = outage_branch.shape[-1]
     cut_bus = jnp.where(outage_valid, tree.tree_child[outage_branch], -1)
     is_cut = cut_bus >= 0
-    cut_safe = jnp.maximum(cut_bus, 0)
-    # each bus belongs to the piece of the deepest removed tree branch above it (0: the root piece)
-    in_subtree = tree.descendants[cut_safe] & is_cut[..., None]
-    score = jnp.where(in_subtree, (tree.depth[cut_safe] + 1)[..., None], 0)
-    piece = jnp.where(jnp.max(score, axis=-2) > 0, jnp.argmax(score, axis=-2) + 1, 0)
-    pieces = jax.nn.one_hot(piece, k + 1, dtype=jnp.float32)
-    from_piece = pieces[..., f_bus, :] * usable[..., None]
-    joined = jnp.einsum("...ei,...ej->...ij", from_piece, pieces[..., t_bus, :]) > 0
-    joined = joined | jnp.swapaxes(joined, -1, -2)
+    cut = jnp.maximum(cut_bus, 0)
+
+    def member(bus: Array) -> Array:
+        """[..., K+1 sets, K points]: set 0 is all buses, set j the subtree below cut j."""
+        inside = tree.descendants[cut[..., :, None], bus[..., None, :]] & is_cut[..., :, None]
+        everywhere = jnp.ones_like(inside[..., :1, :])
+        return jnp.concatenate([everywhere, inside], axis=-2).astype(jnp.float32)
+
+    gone = outage_valid.astype(jnp.float32)[..., None, :]
+    from_end = member(f_bus[outage_branch]) * gone
+    to_end = member(t_bus[outage_branch]) * gone
+    removed = _small_matmul(from_end, jnp.swapaxes(to_end, -1, -2))
+    removed = removed + jnp.swapaxes(removed, -1, -2)
+    real = is_cut.astype(jnp.float32)
+    leaving = tree.leaving[cut] * real
+    between = (
+        tree.between[cut[..., :, None], cut[..., None, :]] * real[..., :, None] * real[..., None, :]
+    )
+    counts = (
+        jnp.concatenate(
+            [
+                jnp.concatenate(
+                    [
+                        jnp.broadcast_to(tree.total, leaving.shape[:-1])[..., None, None],
+                        leaving[..., None, :],
+                    ],
+                    -1,
+                ),
+                jnp.concatenate([leaving[..., :, None], between], -1),
+            ],
+            axis=-2,
+        )
+        - removed
+    )
+    # the cut directly above each cut (0: none): the deepest other cut whose subtree holds it
+    holds = tree.descendants[cut[..., :, None], cut[..., None, :]] & is_cut[..., :, None]
+    holds = holds & is_cut[..., None, :] & ~jnp.eye(k, dtype=bool)
+    score = jnp.where(holds, (tree.depth[cut] + 1)[..., :, None], 0)
+    parent = jnp.where(jnp.max(score, axis=-2) > 0, jnp.argmax(score, axis=-2) + 1, 0)
+    nested = jax.nn.one_hot(parent, k + 1, dtype=jnp.float32) * real[..., :, None]  # [..., i, j]
+    pieces = jnp.eye(k + 1, dtype=jnp.float32) - jnp.concatenate(
+        [jnp.zeros_like(nested[..., :1, :]), nested], axis=-2
+    ).swapaxes(-1, -2)
+    pieces = pieces * jnp.concatenate([jnp.ones_like(real[..., :1]), real], -1)[..., :, None]
+    links = _small_matmul(_small_matmul(pieces, counts), jnp.swapaxes(pieces, -1, -2))
+    joined = (links > 0.5) & ~jnp.eye(k + 1, dtype=bool)
     reached = jnp.zeros(joined.shape[:-1], bool).at[..., 0].set(True)
     for _ in range(k):  # a chain of pieces is at most K links long
         reached = reached | jnp.any(joined & reached[..., None, :], axis=-1)
-    energized = base_energized & jnp.take_along_axis(reached, piece, axis=-1)
-    return energized, cut_bus, is_cut & ~reached[..., 1:]
+    islanded = is_cut & ~reached[..., 1:]
+    # a dead piece is its subtree less its children's: weight each subtree by own − parent state
+    dead = jnp.concatenate([jnp.zeros_like(islanded[..., :1]), islanded], -1).astype(jnp.float32)
+    weight = dead[..., 1:] - jnp.take_along_axis(dead, parent, -1)
+    marks = scatter_add(base_energized.shape[-1], cut, weight * real)
+    dead_bus = marks @ tree.descendants.astype(jnp.float32) > 0.5
+    return base_energized & ~dead_bus, cut_bus, islanded
+
+
+def _small_matmul(a: Array, b: Array) -> Array:
+    """Batched product of tiny matrices as a fused broadcast-and-sum (XLA's CPU batched dot
+    is slow for a few rows per batch element)."""
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+
+
+def scatter_add(size: int, index: Array, values: Array) -> Array:
+    """[..., size] zeros with `values` [..., m] added at `index` [..., m], per batch element."""
+    batch = index.shape[:-1]
+    flat_index = index.reshape(-1, index.shape[-1])
+    rows = jnp.arange(flat_index.shape[0])[:, None]
+    flat = (
+        jnp.zeros((flat_index.shape[0], size), values.dtype)
+        .at[rows, flat_index]
+        .add(values.reshape(flat_index.shape))
+    )
+    return flat.reshape(*batch, size)

@@ -27,50 +27,46 @@ def woodbury_solve(inverse: Array, u: Array, coeff: Array, rhs: Array) -> Array:
     inverse_u = jnp.einsum("ij,...jm->...im", inverse, u)
     gram = jnp.einsum("...im,...ik->...mk", u, inverse_u)
     u_base = jnp.einsum("...im,...i->...m", u, base)
-    return woodbury_correct(base, inverse_u, gram, u_base, coeff, pivoting=True)
+    weights = capacitance_solve(gram, u_base, coeff)
+    return base - jnp.einsum("...im,...m->...i", inverse_u, weights)
 
 
-def woodbury_correct(
-    base: Array,
-    inverse_u: Array,
-    gram: Array,
-    u_base: Array,
-    coeff: Array,
-    *,
-    pivoting: bool = True,
-) -> Array:
-    """The Woodbury solution from its products, for callers that form them cheaply.
+def capacitance_solve(gram: Array, u_base: Array, coeff: Array, *, pivoting: bool = True) -> Array:
+    """The weights w of the Woodbury correction x = A⁻¹r − A⁻¹U w, for callers that form the
+    products cheaply themselves: gram = UᵀA⁻¹U [..., m, m], u_base = UᵀA⁻¹r [..., m].
 
-    base = A⁻¹r [..., n]; inverse_u = A⁻¹U [..., n, m]; gram = UᵀA⁻¹U [..., m, m];
-    u_base = UᵀA⁻¹r [..., m]; coeff [..., m]. With pivoting=False the m×m system is solved by
-    unrolled elimination without pivoting (much faster for large batches of tiny systems); the
-    caller must then order the columns so that every leading principal minor is nonzero.
+    With pivoting=False the m×m system is solved by Gaussian elimination unrolled over m, without
+    pivoting (much faster for large batches of tiny systems); the caller must then order the
+    columns so that every leading principal minor of I + diag(coeff)·gram is nonzero.
     """
     m = coeff.shape[-1]
     capacitance = jnp.eye(m, dtype=gram.dtype) + coeff[..., :, None] * gram
     scaled = coeff * u_base
     if pivoting:
-        z = jnp.linalg.solve(capacitance, scaled[..., None])[..., 0]
-    else:
-        z = solve_unpivoted(capacitance, scaled)
-    return base - jnp.einsum("...im,...m->...i", inverse_u, z)
+        return jnp.linalg.solve(capacitance, scaled[..., None])[..., 0]
+    batch_last = solve_unpivoted(
+        jnp.moveaxis(capacitance, (-2, -1), (0, 1)), jnp.moveaxis(scaled, -1, 0)
+    )
+    return jnp.moveaxis(batch_last, 0, -1)
 
 
 def solve_unpivoted(matrix: Array, rhs: Array) -> Array:
-    """Solve matrix @ x = rhs for a batch of tiny systems ([..., m, m], [..., m]) by Gaussian
-    elimination unrolled over the static size m, without pivoting."""
-    m = matrix.shape[-1]
-    rows = [matrix[..., i, :] for i in range(m)]
-    values = [rhs[..., i] for i in range(m)]
+    """Solve matrix @ x = rhs for a batch of tiny systems by Gaussian elimination unrolled over
+    the static size m, without pivoting. Batch dimensions come LAST: matrix [m, m, ...],
+    rhs [m, ...], x [m, ...], so that each entry is one contiguous array and every step is one
+    elementwise pass over the batch (batch-first entries would be strided reads)."""
+    m = matrix.shape[0]
+    a = [[matrix[i, j] for j in range(m)] for i in range(m)]
+    b = [rhs[i] for i in range(m)]
     for k in range(m):
         for i in range(k + 1, m):
-            factor = rows[i][..., k] / rows[k][..., k]
-            rows[i] = rows[i] - factor[..., None] * rows[k]
-            values[i] = values[i] - factor * values[k]
-    solution = [None] * m
+            factor = a[i][k] / a[k][k]
+            a[i] = [None] * (k + 1) + [a[i][j] - factor * a[k][j] for j in range(k + 1, m)]
+            b[i] = b[i] - factor * b[k]
+    x = [None] * m
     for k in reversed(range(m)):
-        known = sum(
-            (rows[k][..., j] * solution[j] for j in range(k + 1, m)), jnp.zeros_like(rhs[..., 0])
-        )
-        solution[k] = (values[k] - known) / rows[k][..., k]
-    return jnp.stack(solution, axis=-1)
+        known = b[k]
+        for j in range(k + 1, m):
+            known = known - a[k][j] * x[j]
+        x[k] = known / a[k][k]
+    return jnp.stack(x)
