@@ -1,0 +1,101 @@
+"""Who controls what: the agents' roles over a Grid, as padded index arrays (numpy, built once).
+
+- `strategic`: the slow, large units (nuclear and coal) and one directive per region;
+- `operational_r`: in region r, the fast units (gas, hydro), the wind and solar plants
+  (curtailment) and the loads (shedding); all regions are padded to the same sizes, so the four
+  operational agents share one observation and action layout (and can share one network);
+- `safety`: per region, a gate that overrides the operational agent's redispatch (holding the
+  units where they are) and an emergency load shed.
+Padded slots point at index 0 and are switched off by their mask.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from gridrl.cases.grid import GenType, Grid
+
+SLOW_TYPES = (GenType.NUCLEAR, GenType.COAL)
+FAST_TYPES = (GenType.GAS, GenType.HYDRO, GenType.THERMAL)
+RENEWABLE_TYPES = (GenType.WIND, GenType.SOLAR)
+
+Array = jnp.ndarray
+
+
+def agent_names(n_region: int) -> tuple[str, ...]:
+    return ("strategic", *(f"operational_{r}" for r in range(n_region)), "safety")
+
+
+@struct.dataclass
+class Layout:
+    """Index arrays describing the agents' roles; [n_region, width] arrays are padded."""
+
+    slow: Array  # int [n_slow]: units the strategic agent dispatches
+    fast: Array  # int [n_region, max_fast]
+    fast_mask: Array  # bool [n_region, max_fast]
+    renewable: Array  # int [n_region, max_renewable]: wind and solar units
+    renewable_mask: Array
+    bus: Array  # int [n_region, max_bus]
+    bus_mask: Array
+    branch: Array  # int [n_region, max_branch]: branches touching the region (ties included)
+    branch_mask: Array
+    bus_region: Array  # int [n_bus]
+    gen_region: Array  # int [n_gen]
+    dispatchable: Array  # bool [n_gen]: units that follow setpoints and share imbalances
+    wind: Array  # int [n_wind]: wind units
+    solar: Array  # int [n_solar]: solar units
+    contingencies: Array  # int [n1]: screened branches for the N-1 indicator
+
+    @property
+    def n_region(self) -> int:
+        return int(self.fast.shape[0])
+
+
+def _padded(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(1, max(len(g) for g in groups))
+    index = np.zeros((len(groups), width), np.int32)
+    mask = np.zeros((len(groups), width), bool)
+    for r, group in enumerate(groups):
+        index[r, : len(group)] = group
+        mask[r, : len(group)] = True
+    return index, mask
+
+
+def build_layout(grid: Grid, contingencies: np.ndarray) -> Layout:
+    """The roles of the agents on `grid` (numpy, once per environment)."""
+    gen_type = np.asarray(grid.gen_type)
+    bus_region = np.asarray(grid.region).astype(np.int32)
+    gen_region = bus_region[np.asarray(grid.gen_bus)]
+    n_region = int(bus_region.max()) + 1
+    in_service = np.asarray(grid.gen_status, bool)
+    slow = np.isin(gen_type, SLOW_TYPES) & in_service
+    fast = np.isin(gen_type, FAST_TYPES) & in_service & (np.asarray(grid.pmax) > 0)
+    renewable = np.isin(gen_type, RENEWABLE_TYPES) & in_service
+    f_region = bus_region[np.asarray(grid.f_bus)]
+    t_region = bus_region[np.asarray(grid.t_bus)]
+    regions = range(n_region)
+    fast_index, fast_mask = _padded([np.flatnonzero(fast & (gen_region == r)) for r in regions])
+    ren_index, ren_mask = _padded([np.flatnonzero(renewable & (gen_region == r)) for r in regions])
+    bus_index, bus_mask = _padded([np.flatnonzero(bus_region == r) for r in regions])
+    branch_index, branch_mask = _padded(
+        [np.flatnonzero((f_region == r) | (t_region == r)) for r in regions]
+    )
+    return Layout(
+        slow=jnp.asarray(np.flatnonzero(slow), jnp.int32),
+        fast=jnp.asarray(fast_index),
+        fast_mask=jnp.asarray(fast_mask),
+        renewable=jnp.asarray(ren_index),
+        renewable_mask=jnp.asarray(ren_mask),
+        bus=jnp.asarray(bus_index),
+        bus_mask=jnp.asarray(bus_mask),
+        branch=jnp.asarray(branch_index),
+        branch_mask=jnp.asarray(branch_mask),
+        bus_region=jnp.asarray(bus_region),
+        gen_region=jnp.asarray(gen_region.astype(np.int32)),
+        dispatchable=jnp.asarray(slow | fast),
+        wind=jnp.asarray(np.flatnonzero((gen_type == GenType.WIND) & in_service), jnp.int32),
+        solar=jnp.asarray(np.flatnonzero((gen_type == GenType.SOLAR) & in_service), jnp.int32),
+        contingencies=jnp.asarray(np.asarray(contingencies, np.int32)),
+    )

@@ -1,0 +1,45 @@
+"""The six scenarios, each hard in its own way (parameters in gridrl.env.config.Scenario)."""
+
+from __future__ import annotations
+
+from gridrl.env.config import Scenario
+
+SCENARIOS: dict[str, Scenario] = {
+    # an ordinary day of the year, no equipment lost
+    "normal": Scenario(name="normal"),
+    # the top-decile load days, 5 % above the profile: lines bind, reserves are thin
+    "peak_demand": Scenario(name="peak_demand", days="peak", load_scale=1.05),
+    # one to three random branch outages and up to one unit outage during the day
+    "equipment_failure": Scenario(
+        name="equipment_failure", branch_outages=(1, 3), gen_outages=(0, 1)
+    ),
+    # the days of largest renewable variability, with three times the forecast-error noise
+    "renewable_intermittency": Scenario(
+        name="renewable_intermittency", days="variable", noise_scale=3.0, renewable_scale=1.2
+    ),
+    # a stressed peak day that starts with critical branches out and loaded branches about to trip
+    "cascading_failure": Scenario(
+        name="cascading_failure",
+        days="peak",
+        load_scale=1.05,
+        initial_branch_outages=3,
+        initial_overload_counters=8,
+        branch_outages=(1, 2),
+    ),
+    # the largest unit and a corridor lost at once, at a random moment of a peak day
+    "emergency_response": Scenario(
+        name="emergency_response", days="peak", lose_largest_unit=True, corridor_outage=2
+    ),
+}
+
+
+def scenario(name_or_scenario: str | Scenario) -> Scenario:
+    """A preset by name (or a custom Scenario, returned as it is)."""
+    if isinstance(name_or_scenario, Scenario):
+        return name_or_scenario
+    try:
+        return SCENARIOS[name_or_scenario]
+    except KeyError:
+        raise ValueError(
+            f"unknown scenario {name_or_scenario!r}; known: {sorted(SCENARIOS)}"
+        ) from None
