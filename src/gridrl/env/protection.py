@@ -17,7 +17,8 @@ from flax import struct
 from gridrl.env.config import EnvConfig
 from gridrl.env.dispatch import Balance, Setpoints, balance
 from gridrl.env.state import EnvParams
-from gridrl.physics import ac_power_flow, dc_power_flow
+from gridrl.physics.ac import ac_power_flow
+from gridrl.physics.dc import dc_power_flow
 
 Array = jnp.ndarray
 

@@ -7,7 +7,8 @@ from flax import struct
 
 from gridrl.cases.grid import Grid
 from gridrl.env.layout import Layout
-from gridrl.physics import ACModel, DCModel
+from gridrl.physics.ac import ACModel
+from gridrl.physics.dc import DCModel
 from gridrl.timeseries import Profiles, Sampling
 
 Array = jnp.ndarray
@@ -31,6 +32,8 @@ class EnvParams:
     rating: Array  # [n_branch] MVA, finite (unrated branches get a very large rating)
     peak_load_mw: Array  # scalar: the system load at the annual peak (per unit 1 of profiles)
     event_branches: Array  # int [n_candidates]: branches random outages are drawn from
+    event_units: Array  # int [n_dispatchable]: units random outages are drawn from
+    largest_unit: Array  # int: the dispatchable unit with the largest pmax
     corridor: Array  # int [corridor_size]: the corridor the emergency scenario loses
     critical: Array  # int [n_critical]: branches the stressed start takes out, in rank order
     n1_lodf: Array  # [n_branch, n1] base-topology LODF columns of the screened contingencies

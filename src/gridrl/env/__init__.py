@@ -1,0 +1,19 @@
+"""The grid-operation environment: multi-agent, functional, pure JAX (docs/env.md)."""
+
+from gridrl.env.config import EnvConfig, Protection, RewardWeights, Scenario
+from gridrl.env.core import GridEnv, build_params, make
+from gridrl.env.scenarios import SCENARIOS
+from gridrl.env.state import EnvParams, EnvState
+
+__all__ = [
+    "SCENARIOS",
+    "EnvConfig",
+    "EnvParams",
+    "EnvState",
+    "GridEnv",
+    "Protection",
+    "RewardWeights",
+    "Scenario",
+    "build_params",
+    "make",
+]
