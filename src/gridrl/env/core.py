@@ -231,9 +231,7 @@ class GridEnv:
         noise = exogenous.initial_noise(k_noise, params, scenario)
         step = jnp.int32(0)
         demand, available = exogenous.conditions(params, scenario, day, step, noise)
-        event_step, event_element, event_duration = self._events(
-            k_events, params, grid.n_branch
-        )
+        event_step, event_element, event_duration = self._events(k_events, params, grid.n_branch)
         branch_down, gen_down = _apply_events(
             jnp.zeros(grid.n_branch, jnp.int32),
             jnp.zeros(grid.n_gen, jnp.int32),
@@ -462,7 +460,5 @@ def make(case: str | Grid = "ieee118", scenario="normal", physics: str = "dc", *
             f"grid {grid.name!r} has no regions; the regional agents need a partition "
             "(gridrl.cases.partition.spectral_partition)"
         )
-    config = EnvConfig().replace(
-        physics=physics, scenario=scenario_preset(scenario), **options
-    )
+    config = EnvConfig().replace(physics=physics, scenario=scenario_preset(scenario), **options)
     return GridEnv(grid, config)

@@ -114,16 +114,20 @@ def setpoints(
     upper = jnp.where(dispatchable, jnp.minimum(available, pg + ramp), 0.0)
     lower = jnp.minimum(lower, upper)  # a unit derated below its minimum runs at what it can
     # renewables: what the weather gives, less curtailment
-    curtail_share = jnp.zeros_like(pg).at[layout.renewable.reshape(-1)].add(
-        (decoded.curtail * layout.renewable_mask).reshape(-1)
+    curtail_share = (
+        jnp.zeros_like(pg)
+        .at[layout.renewable.reshape(-1)]
+        .add((decoded.curtail * layout.renewable_mask).reshape(-1))
     )
     renewable_on = unit_on & ~layout.dispatchable
     renewable = jnp.where(renewable_on, available, 0.0)
     curtailed = renewable * jnp.clip(curtail_share, 0.0, 1.0)
     target = jnp.where(dispatchable, jnp.clip(pg + move, lower, upper), renewable - curtailed)
     # shedding: the larger of the region's operational and the safety agent's emergency shed
-    bus_shed = jnp.zeros_like(demand).at[layout.bus.reshape(-1)].add(
-        (decoded.shed * layout.bus_mask).reshape(-1)
+    bus_shed = (
+        jnp.zeros_like(demand)
+        .at[layout.bus.reshape(-1)]
+        .add((decoded.shed * layout.bus_mask).reshape(-1))
     )
     share = jnp.maximum(bus_shed, decoded.emergency[layout.bus_region]) * config.max_shed_share
     return Setpoints(

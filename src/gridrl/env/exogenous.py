@@ -78,9 +78,8 @@ def forecasts(
     wind = wind @ wind_cap / jnp.maximum(wind_cap.sum(), 1.0) * scenario.renewable_scale
     solar = solar @ solar_cap / jnp.maximum(solar_cap.sum(), 1.0) * scenario.renewable_scale
     max_h = max(horizons)
-    sigma = jnp.stack(
-        [horizon_sigma(e, max_h)[horizon - 1] for e in (LOAD_FORECAST, WIND_FORECAST, SOLAR_FORECAST)]
-    )
+    errors = (LOAD_FORECAST, WIND_FORECAST, SOLAR_FORECAST)
+    sigma = jnp.stack([horizon_sigma(e, max_h)[horizon - 1] for e in errors])
     error = sigma * jax.random.normal(key, sigma.shape, sigma.dtype)
     night = solar == 0.0  # the sun's position is known: no solar at night, no error either
     predicted = jnp.stack(

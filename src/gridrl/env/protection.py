@@ -129,9 +129,7 @@ def respond(
 
     no_trip = jnp.zeros_like(line_status)
     carry = (line_status, no_trip, bal, trips, energized0, flows, jnp.int32(1))
-    status, tripped, bal, trips, guess, flows, rounds = jax.lax.while_loop(
-        pending, cascade, carry
-    )
+    status, tripped, bal, trips, _, flows, rounds = jax.lax.while_loop(pending, cascade, carry)
     # trips found in the last allowed round take effect now; their flows next step
     status = status & ~trips
     tripped = tripped | trips

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -14,7 +13,7 @@ class Box:
     low: float
     high: float
     shape: tuple[int, ...]
-    dtype: np.dtype = np.dtype(np.float32)
+    dtype: type = np.float32
 
     def sample(self, key: jax.Array) -> jax.Array:
         low = max(self.low, -1e6)
