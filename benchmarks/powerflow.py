@@ -78,7 +78,7 @@ class Settings:
     pandapower_calls: int
 
 
-FULL = Settings((1, 64, 1024, 8192, 16384), (1, 1024, 16384), 5, 0.2, 5)
+FULL = Settings((1, 64, 1024, 8192, 16384), (1024, 8192), 5, 0.2, 5)
 QUICK = Settings((1, 64, 1024), (1024,), 3, 0.05, 3)
 
 
@@ -411,6 +411,7 @@ def measure_batch(case: Case, gridmodel, kind: str, inputs: Inputs, settings: Se
     row: dict = {
         "batch": batch,
         "lightsim": {
+            "algorithm": str(sweep.get_algo_type()),
             "flows_per_s_wall": batch / statistics.median(lightsim.wall),
             "flows_per_cpu_s": batch / statistics.median(lightsim.cpu),
             "flows_per_s_solver": batch / statistics.median(lightsim.reported),
@@ -464,6 +465,7 @@ def machine() -> dict:
         "pandapower": pandapower.__version__,
         "numpy": np.__version__,
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
         "git_commit": commit,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
