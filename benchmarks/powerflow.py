@@ -471,6 +471,26 @@ def machine() -> dict:
     }
 
 
+def gemm_calibration(settings: Settings) -> dict:
+    """What this machine gave XLA during the run: a float32 [16384, 118] x [118, 118] product,
+    the core of a batched DC power flow, in GFLOP/s (wall and per CPU-second)."""
+    rows, n = 16384, 118
+    left = jax.random.normal(jax.random.PRNGKey(0), (rows, n), jnp.float32)
+    right = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    product = jax.jit(jnp.matmul).lower(left, right).compile()
+
+    def call() -> None:
+        jax.block_until_ready(product(left, right))
+
+    timing = interleaved_timings({"gemm": call}, settings.repeats, settings.min_seconds)["gemm"]
+    flop = 2 * rows * n * n
+    return {
+        "shape": [rows, n, n],
+        "gflop_per_s": flop / statistics.median(timing.wall) / 1e9,
+        "gflop_per_cpu_s": flop / statistics.median(timing.cpu) / 1e9,
+    }
+
+
 def progress_line(kind: str, row: dict) -> str:
     measured = [
         f"{name} {row[key]['flows_per_s']:,.0f}/s"
@@ -515,6 +535,7 @@ def run(settings: Settings, quick: bool) -> dict:
     case = load_case()
     gridmodel = lightsim_grid(case)
     inputs = draw_inputs(case, max(settings.batch_sizes), SEED)
+    gemm_at_start = gemm_calibration(settings)
     cases = {}
     for kind, title in CASES.items():
         rows = []
@@ -526,7 +547,7 @@ def run(settings: Settings, quick: bool) -> dict:
         )
         cases[kind] = {"title": title, "rows": rows, "pandapower": pandapower_run}
     return {
-        "machine": machine(),
+        "machine": machine() | {"xla_float32_gemm": [gemm_at_start, gemm_calibration(settings)]},
         "settings": {
             "quick": quick,
             "case": "pandapower.networks.case118",
@@ -676,6 +697,7 @@ def case_section(case: dict) -> list[str]:
 
 def render_markdown(results: dict) -> str:
     m, settings = results["machine"], results["settings"]
+    gemm = m["xla_float32_gemm"]
     floor_rows = [
         [
             f"{f['case']} {f['quantity']}",
@@ -697,7 +719,11 @@ def render_markdown(results: dict) -> str:
         "",
         f"Machine: **{m['cpu']}, {m['cores']} cores** ({m['platform']}, Python {m['python']});"
         f" jax {m['jax']} ({m['jax_backend']}), LightSim2Grid {m['lightsim2grid']},"
-        f" pandapower {m['pandapower']}; commit {m['git_commit']}, {m['date']}.",
+        f" pandapower {m['pandapower']}; commit {m['git_commit']}, {m['date']}."
+        f" XLA's float32 GEMM ({' x '.join(map(str, gemm[0]['shape']))}) ran at"
+        f" {gemm[0]['gflop_per_s']:.0f} and {gemm[1]['gflop_per_s']:.0f} GFLOP/s at the start and"
+        f" the end of the run ({gemm[0]['gflop_per_cpu_s']:.0f} and"
+        f" {gemm[1]['gflop_per_cpu_s']:.0f} per CPU-s).",
         "",
         f"Inputs: every load scaled by its own factor in [{1 - settings['load_spread']:g},"
         f" {1 + settings['load_spread']:g}] per sample (P and Q alike); the outage workload adds"
