@@ -59,7 +59,7 @@ def test_all_in_service_energizes_everything(grid):
 def test_tree_shortcut_matches_propagation(grid):
     model = dc_model(grid)
     rng = np.random.default_rng(2)
-    status = jnp.asarray(random_outages(grid, rng, batch=256, most=3))
+    status = random_outages(grid, rng, batch=256, most=3)
     branch = first_true(model.usable & ~status, 3)
     valid = branch < grid.n_branch
 
@@ -74,14 +74,24 @@ def test_tree_shortcut_matches_propagation(grid):
             valid,
         )
 
-    got, cut_bus, islanded = shortcut(branch, valid)
+    got, reconnect = shortcut(branch, valid)
     expected = np.asarray(energized_buses(grid, status))
     np.testing.assert_array_equal(np.asarray(got), expected)
-    # each islanded piece is grounded at the child bus of its cut branch, which is dead
-    cut_bus, islanded = np.asarray(cut_bus), np.asarray(islanded)
-    rows, slots = np.nonzero(islanded)
-    assert rows.size > 10
-    assert not expected[rows, cut_bus[rows, slots]].any()
+    # exactly one removed branch per island is chosen to hang it back on the grid
+    reconnect, branch = np.asarray(reconnect), np.asarray(branch)
+    for row in np.flatnonzero(reconnect.any(axis=1))[:40]:
+        dead = ~expected[row] & np.asarray(model.energized)
+        f, t = (
+            np.asarray(grid.f_bus)[np.asarray(status[row])],
+            np.asarray(grid.t_bus)[np.asarray(status[row])],
+        )
+        graph = coo_matrix((np.ones(len(f)), (f, t)), shape=(grid.n_bus, grid.n_bus))
+        _, labels = connected_components(graph, directed=False)
+        assert reconnect[row].sum() == len(np.unique(labels[dead]))
+        back = status[row].copy()
+        back[branch[row][reconnect[row]]] = True
+        assert scipy_energized(grid, back)[np.asarray(model.energized)].all()
+    assert reconnect.sum() > 10
 
 
 def test_vmap_equals_batch(grid):
@@ -110,19 +120,16 @@ def test_isolated_bus_type_is_never_energized():
 def test_island_with_generators_is_dead_and_its_output_dropped():
     """An island holding generation but no reference bus is lost, generators included."""
     grid = from_pandapower(pn.case118())
-    model = dc_model(grid)
     gen_bus = np.asarray(grid.gen_bus)
     # a single branch whose outage cuts off a generator bus
-    for branch in np.flatnonzero(np.asarray(model.tree.tree_child) >= 0):
-        status = np.ones(grid.n_branch, bool)
-        status[branch] = False
-        energized = np.asarray(energized_buses(grid, status))
-        dead_gens = ~energized[gen_bus] & np.asarray(grid.gen_status)
-        if dead_gens.any():
-            break
-    else:
-        pytest.fail("case118 has no single outage that islands a generator")
-    for max_outages in (None, 1):
+    singles = ~np.eye(grid.n_branch, dtype=bool)
+    after = np.asarray(energized_buses(grid, singles))
+    cuts_gen = (~after[:, gen_bus] & np.asarray(grid.gen_status)).any(axis=1)
+    assert cuts_gen.any(), "case118 has no single outage that islands a generator"
+    branch = int(np.flatnonzero(cuts_gen)[0])
+    status, energized = singles[branch], after[branch]
+    dead_gens = ~energized[gen_bus] & np.asarray(grid.gen_status)
+    for max_outages in (None, 3):
         result = dc_power_flow(grid, status, max_outages=max_outages)
         np.testing.assert_array_equal(np.asarray(result.energized), energized)
         live_gen = np.asarray(grid.pg)[~dead_gens & np.asarray(grid.gen_status)]

@@ -263,30 +263,27 @@ def _low_rank(
 ) -> DCResult:
     """Base branches `branch` [..., K] (where `valid`) out: Woodbury update of the inverse."""
     branch = jnp.where(valid, branch, 0)
-    energized, cut_bus, islanded = islands.islands_after_outages(
+    energized, reconnect = islands.islands_after_outages(
         model.tree, model.energized, model.f_bus, model.t_bus, branch, valid
     )
-    # update columns as two-point vectors w_p·e_p + w_q·e_q; the island groundings come first,
-    # so that every leading minor of the capacitance matrix is nonsingular (no pivoting needed)
+    # each removed branch is a column w·(e_f − e_t) with coefficient −b; one branch per island
+    # stays in (coefficient 0) so that the matrix stays nonsingular, the island's injections
+    # zeroed so that it carries nothing. Any order of the columns then has nonsingular leading
+    # minors (each subset of removals leaves the grid connected), so no pivoting is needed.
     dtype = injection.dtype
     keep = (model.energized & (jnp.arange(model.n_bus) != model.ref)).astype(dtype)
-    f, t = model.f_bus[branch], model.t_bus[branch]
-    ground = jnp.maximum(cut_bus, 0)
-    p = jnp.concatenate([ground, f], axis=-1)
-    q = jnp.concatenate([ground, t], axis=-1)
-    w_p = jnp.concatenate([jnp.ones_like(valid, dtype), keep[f]], axis=-1)
-    w_q = jnp.concatenate([jnp.zeros_like(valid, dtype), -keep[t]], axis=-1)
-    coeff = jnp.concatenate(
-        [islanded.astype(dtype), -jnp.where(valid, model.susceptance[branch], 0.0)], axis=-1
-    )
-    # right-hand side: injections less the shifters still in service
+    p, q = model.f_bus[branch], model.t_bus[branch]
+    w_p, w_q = keep[p], -keep[q]
+    coeff = -jnp.where(valid & ~reconnect, model.susceptance[branch], 0.0)
+    # right-hand side: live injections less the shifters still in service
     removed_shift = jnp.where(valid, model.shift_injection[branch], 0.0)
     restored = islands.scatter_add(
         model.n_bus,
-        jnp.concatenate([f, t], -1),
+        jnp.concatenate([p, q], -1),
         jnp.concatenate([removed_shift, -removed_shift], -1),
     )
-    base = (injection - model.shift_buses + restored) @ model.inverse
+    rhs = jnp.where(energized, injection - model.shift_buses + restored, 0.0)
+    base = rhs @ model.inverse
     u_base = w_p * jnp.take_along_axis(base, p, -1) + w_q * jnp.take_along_axis(base, q, -1)
     weights = _capacitance_weights(model.inverse, p, q, w_p, w_q, coeff, u_base)
     spread = islands.scatter_add(

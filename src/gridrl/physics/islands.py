@@ -143,12 +143,16 @@ def islands_after_outages(
     t_bus: Array,
     outage_branch: Array,
     outage_valid: Array,
-) -> tuple[Array, Array, Array]:
+) -> tuple[Array, Array]:
     """Energised buses after removing at most K branches from the base topology of `tree`.
 
     outage_branch / outage_valid [..., K] list the removed base branches (padded slots invalid).
-    Returns (energized [..., n_bus], cut_bus [..., K]: the child bus of each removed tree
-    branch or -1, islanded [..., K]: whether the piece below that branch is de-energised).
+    Returns (energized [..., n_bus], reconnect [..., K]). `reconnect` picks one removed branch
+    per island: the cut branch above the island's shallowest piece. Putting these branches back
+    joins every island to the energised grid by exactly one branch and without cycles (each
+    island hangs from a strictly shallower piece), so a nodal matrix with them kept in is
+    nonsingular, and with the islands' injections zeroed they carry no flow: the energised
+    buses' solution is exact. This lets the DC solver skip grounding islands separately.
 
     Works on counts, never per branch: piece j is the subtree below cut j less the subtrees of
     the cuts nested directly inside it (piece 0: everything less the top-level subtrees), so
@@ -157,7 +161,7 @@ def islands_after_outages(
     k = outage_branch.shape[-1]
     cut_bus = jnp.where(outage_valid, tree.tree_child[outage_branch], -1)
     is_cut = cut_bus >= 0
-    cut = jnp.maximum(cut_bus, 0)
+    cut = jnp.maximum(cut_bus, 0)  # index-safe; masked by is_cut
 
     def member(bus: Array) -> Array:
         """[..., K+1 sets, K points]: set 0 is all buses, set j the subtree below cut j."""
@@ -212,7 +216,19 @@ def islands_after_outages(
     weight = dead[..., 1:] - jnp.take_along_axis(dead, parent, -1)
     marks = scatter_add(base_energized.shape[-1], cut, weight * real)
     dead_bus = marks @ tree.descendants.astype(jnp.float32) > 0.5
-    return base_energized & ~dead_bus, cut_bus, islanded
+    return base_energized & ~dead_bus, _shallowest_of_each_island(joined, islanded, tree.depth[cut])
+
+
+def _shallowest_of_each_island(joined: Array, islanded: Array, depth: Array) -> Array:
+    """bool [..., K]: the dead piece of least (depth, index) in each island of joined pieces."""
+    k = islanded.shape[-1]
+    big = jnp.iinfo(jnp.int32).max
+    key = jnp.where(islanded, depth * k + jnp.arange(k), big)
+    links = joined[..., 1:, 1:] & islanded[..., :, None] & islanded[..., None, :]
+    least = key
+    for _ in range(k - 1):  # an island of pieces is at most K-1 links wide
+        least = jnp.minimum(least, jnp.min(jnp.where(links, least[..., None, :], big), axis=-1))
+    return islanded & (key == least)
 
 
 def _small_matmul(a: Array, b: Array) -> Array:
