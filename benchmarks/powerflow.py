@@ -40,7 +40,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gridrl.cases import Grid, from_pandapower
-from gridrl.physics import ac_model, ac_power_flow, dc_model, dc_power_flow
+from gridrl.physics import dc_model, dc_power_flow
+from gridrl.physics.ac import ac_model, ac_power_flow
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "powerflow.json"
@@ -451,9 +452,15 @@ def machine() -> dict:
         for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
         if line.startswith("model name")
     ]
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    # the run measures the working tree: say so if the physics differs from the commit
+    uncommitted = git("status", "--porcelain", "--", "src/gridrl/physics").splitlines()
     return {
         "cpu": models[0] if models else platform.processor(),
         "cores": os.cpu_count(),
@@ -467,6 +474,7 @@ def machine() -> dict:
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "xla_flags": os.environ.get("XLA_FLAGS"),
         "git_commit": commit,
+        "uncommitted_physics_changes": [line.split()[-1] for line in uncommitted],
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
@@ -698,6 +706,7 @@ def case_section(case: dict) -> list[str]:
 def render_markdown(results: dict) -> str:
     m, settings = results["machine"], results["settings"]
     gemm = m["xla_float32_gemm"]
+    dirty = m["uncommitted_physics_changes"]
     floor_rows = [
         [
             f"{f['case']} {f['quantity']}",
@@ -719,7 +728,8 @@ def render_markdown(results: dict) -> str:
         "",
         f"Machine: **{m['cpu']}, {m['cores']} cores** ({m['platform']}, Python {m['python']});"
         f" jax {m['jax']} ({m['jax_backend']}), LightSim2Grid {m['lightsim2grid']},"
-        f" pandapower {m['pandapower']}; commit {m['git_commit']}, {m['date']}."
+        f" pandapower {m['pandapower']}; commit {m['git_commit']}"
+        f"{' with uncommitted changes to ' + ', '.join(dirty) if dirty else ''}, {m['date']}."
         f" XLA's float32 GEMM ({' x '.join(map(str, gemm[0]['shape']))}) ran at"
         f" {gemm[0]['gflop_per_s']:.0f} and {gemm[1]['gflop_per_s']:.0f} GFLOP/s at the start and"
         f" the end of the run ({gemm[0]['gflop_per_cpu_s']:.0f} and"
