@@ -54,20 +54,28 @@ def _timed_reset(env) -> float:
     return time.perf_counter() - start
 
 
-def _run(env, n_steps: int, do_nothing) -> tuple[float, float, list[float]]:
-    """(wall s, CPU s) of `n_steps` steps, and the durations of the resets between them."""
-    resets, wall, cpu, steps = [], 0.0, 0.0, 0
+def _clocks(env) -> np.ndarray:
+    """Seconds spent so far (since the last reset) in the power flow as grid2op times it (its
+    backend call) and, with LightSim2Grid, in the solver alone."""
+    return np.array([env._time_powerflow, getattr(env.backend, "comp_time", np.nan)])
+
+
+def _run(env, n_steps: int, do_nothing) -> tuple[np.ndarray, list[float]]:
+    """[wall s, CPU s, power-flow s, solver s] of `n_steps` steps, and the durations of the
+    resets between them."""
+    resets, spent, steps = [], np.zeros(4), 0
     while steps < n_steps:
+        clocks = _clocks(env)
         start, start_cpu = time.perf_counter(), time.process_time()
         done = False
         while not done and steps < n_steps:
             _, _, done, _ = env.step(do_nothing)
             steps += 1
-        wall += time.perf_counter() - start
-        cpu += time.process_time() - start_cpu
+        spent[:2] += time.perf_counter() - start, time.process_time() - start_cpu
+        spent[2:] += _clocks(env) - clocks
         if done:
             resets.append(_timed_reset(env))
-    return wall, cpu, resets
+    return spent, resets
 
 
 def grid2op_steps_per_second(
@@ -85,14 +93,14 @@ def grid2op_steps_per_second(
     make_s = time.perf_counter() - start
     env.seed(seed)
     do_nothing = env.action_space({})
-    walls, cpus, resets = [], [], []
+    spent, resets = [], []
     for _ in range(repeats):
         env.set_id(0)
         resets.append(_timed_reset(env))
-        wall, cpu, within = _run(env, n_steps, do_nothing)
-        walls.append(wall)
-        cpus.append(cpu)
+        seconds, within = _run(env, n_steps, do_nothing)
+        spent.append(seconds)
         resets.extend(within)
+    walls, cpus, powerflow, solver = np.array(spent).T
     result = {
         "dataset": dataset,
         "backend": backend,
@@ -104,6 +112,7 @@ def grid2op_steps_per_second(
         "steps_per_s": n_steps / statistics.median(walls),
         "steps_per_cpu_s": n_steps / statistics.median(cpus),
         "steps_per_s_each": [n_steps / wall for wall in walls],
+        "powerflow_share": float(np.median(powerflow / walls)),  # of the step's wall time
         "resets": len(resets),
         "resets_within_runs": len(resets) - repeats,
         "reset_s_median": statistics.median(resets),
@@ -118,6 +127,7 @@ def grid2op_steps_per_second(
     }
     if backend == "lightsim2grid":
         result["solver"] = str(env.backend._grid.get_solver_type())
+        result["solver_share"] = float(np.median(solver / walls))
     env.close()
     return result
 
