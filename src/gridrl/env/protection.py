@@ -105,31 +105,36 @@ def respond(
         bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on)
         return bal, solve_flows(params, config, status, load - bal.auto_shed, bal.pg)
 
-    energized0 = params.dc.energized
-    bal, flows = solve(line_status, energized0)
-    over = flows.loading > 1.0
-    counts = jnp.where(over & line_status, overload_count + 1, 0).astype(jnp.int32)
-    trips = line_status & (
-        (counts >= protection.trip_after_steps) | (flows.loading > protection.hard_limit)
-    )
-
-    def pending(carry):
-        _, _, _, trips, guess, flows, rounds = carry
-        changed = jnp.any(trips) | jnp.any(guess != flows.energized)
-        return changed & (rounds < protection.max_cascade_rounds)
-
-    def cascade(carry):
-        status, tripped, _, trips, _, flows, rounds = carry
+    def round_(carry):
+        status, tripped, trips, guess, _, _, counts, rounds, _ = carry
         status = status & ~trips
         tripped = tripped | trips
-        guess = flows.energized
-        bal, new_flows = solve(status, guess)
-        new_trips = status & (new_flows.loading > protection.hard_limit)
-        return status, tripped, bal, new_trips, guess, new_flows, rounds + 1
+        bal, flows = solve(status, guess)
+        first = rounds == 0  # protection counters advance once per step, in the first round
+        over = status & (flows.loading > 1.0)
+        counts = jnp.where(first, jnp.where(over, overload_count + 1, 0), counts)
+        trips = status & (
+            (first & (counts >= protection.trip_after_steps))
+            | (flows.loading > protection.hard_limit)
+        )
+        changed = jnp.any(trips) | jnp.any(guess != flows.energized)
+        return status, tripped, trips, flows.energized, bal, flows, counts, rounds + 1, changed
 
+    def pending(carry):
+        rounds, changed = carry[-2], carry[-1]
+        return (rounds == 0) | (changed & (rounds < protection.max_cascade_rounds))
+
+    # the first round assumes the base topology's energised buses; an island found by the
+    # power flow is another round, as is a trip
+    energized = params.dc.energized
+    shapes = jax.eval_shape(solve, line_status, energized)
+    bal0, flows0 = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     no_trip = jnp.zeros_like(line_status)
-    carry = (line_status, no_trip, bal, trips, energized0, flows, jnp.int32(1))
-    status, tripped, bal, trips, _, flows, rounds = jax.lax.while_loop(pending, cascade, carry)
+    counts0 = jnp.zeros_like(overload_count)
+    carry = (line_status, no_trip, no_trip, energized, bal0, flows0, counts0, 0, True)
+    status, tripped, trips, _, bal, flows, counts, rounds, _ = jax.lax.while_loop(
+        pending, round_, carry
+    )
     # trips found in the last allowed round take effect now; their flows next step
     status = status & ~trips
     tripped = tripped | trips
@@ -140,7 +145,7 @@ def respond(
         line_status=status,
         tripped=tripped,
         overload_count=jnp.where(status, counts, 0).astype(jnp.int32),
-        rounds=rounds,
+        rounds=jnp.asarray(rounds, jnp.int32),
         lost_load=lost,
     )
 

@@ -1,0 +1,179 @@
+"""gridrl.env: the multi-agent grid-operation environment.
+
+One environment (and one set of compiled functions) serves the whole module: a batch of 8 grids
+stepped by one jitted, vmapped step; compiled functions are the expensive part on 2 cores.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridrl.env import SCENARIOS, make
+
+BATCH = 8
+EPISODE = 12
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make("ieee118", scenario="equipment_failure", episode_steps=EPISODE)
+
+
+@pytest.fixture(scope="module")
+def fns(env):
+    """Jitted batched reset and step, shared by every test of the module."""
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    return reset, step
+
+
+def keys(seed: int, n: int = BATCH):
+    return jax.random.split(jax.random.key(seed), n)
+
+
+def random_actions(env, key, n: int = BATCH):
+    out = {}
+    for agent, k in zip(env.agents, jax.random.split(key, len(env.agents)), strict=True):
+        out[agent] = jax.random.uniform(k, (n, *env.action_space(agent).shape), minval=-1, maxval=1)
+    return out
+
+
+def all_finite(tree) -> bool:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return all(
+        bool(jnp.all(jnp.isfinite(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)
+    )
+
+
+def rollout(env, fns, seed: int, n_steps: int, actions_fn):
+    reset, step = fns
+    obs, state = reset(keys(seed), env.default_params)
+    history = []
+    for t in range(n_steps):
+        actions = actions_fn(t)
+        obs, state, rewards, dones, info = step(
+            keys(1000 * seed + t), state, actions, env.default_params
+        )
+        history.append((obs, state, rewards, dones, info))
+    return history
+
+
+def test_agents_and_spaces(env, fns):
+    assert env.agents == (
+        "strategic",
+        "operational_0",
+        "operational_1",
+        "operational_2",
+        "operational_3",
+        "safety",
+    )
+    obs, _ = fns[0](keys(0), env.default_params)
+    for agent in (*env.agents, "world_state"):
+        assert obs[agent].shape == (BATCH, *env.observation_space(agent).shape)
+        assert obs[agent].dtype == jnp.float32
+    sizes = {env.action_space(a).shape for a in env.agents if a.startswith("operational")}
+    assert len(sizes) == 1  # regions padded to one layout
+    with pytest.raises(KeyError, match="unknown agent"):
+        env.action_space("nobody")
+
+
+def test_random_actions_keep_everything_finite_and_balanced(env, fns):
+    history = rollout(env, fns, 1, 6, lambda t: random_actions(env, jax.random.key(t)))
+    for obs, state, rewards, dones, info in history:
+        assert all_finite((obs, state, rewards, info))
+        # generation + energy not served = demand + shunts + losses, every step, every grid
+        generation = np.asarray(info["generation_mw"], float)
+        ens = np.asarray(info["energy_not_served_mw"], float)
+        demand = np.asarray(info["demand_mw"], float)
+        losses = np.asarray(info["losses_mw"], float)
+        np.testing.assert_allclose(generation + ens, demand + losses, rtol=2e-4, atol=0.5)
+        assert set(dones) == {*env.agents, "__all__"}
+
+
+def test_same_key_same_episode(env, fns):
+    first = rollout(env, fns, 3, 3, lambda t: random_actions(env, jax.random.key(t)))
+    second = rollout(env, fns, 3, 3, lambda t: random_actions(env, jax.random.key(t)))
+    for a, b in zip(first, second, strict=True):
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+hostile = st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 5.0, -5.0, 0.0])
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=hostile, agent=st.integers(0, 5), seed=st.integers(0, 2**16))
+def test_hostile_actions_are_sanitised_and_flagged(env, fns, value, agent, seed):
+    reset, step = fns
+    obs, state = reset(keys(seed), env.default_params)
+    actions = random_actions(env, jax.random.key(seed))
+    name = env.agents[agent]
+    actions[name] = actions[name].at[:, ::3].set(value)
+    obs, state, rewards, _dones, info = step(keys(seed + 1), state, actions, env.default_params)
+    assert all_finite((obs, state, rewards, info))
+    assert bool(np.all(np.asarray(info["action_sanitized"]))) == (not -1.0 <= value <= 1.0)
+
+
+def test_an_overloaded_branch_trips_after_its_counter_and_recloses(env, fns):
+    params = env.default_params
+    reset, step = fns
+    obs, state = reset(keys(5), params)
+    flows = np.abs(np.asarray(state.flow[0]))
+    branch = int(np.argmax(flows))
+    # a rating 1/1.3 of today's flow: overloaded, but below the hard limit (150 %)
+    rating = params.rating.at[branch].set(flows[branch] / 1.3)
+    params = params.replace(rating=rating)
+    zero = {a: jnp.zeros((BATCH, *env.action_space(a).shape)) for a in env.agents}
+    protection = env.config.protection
+    down = []
+    for t in range(protection.trip_after_steps + 2):
+        obs, state, rewards, _dones, info = step(keys(50 + t), state, zero, params)
+        down.append(int(state.branch_down[0, branch]))
+    # in service while the counter climbs, out at the trip_after_steps-th overloaded step, then
+    # counting down to its reclosing
+    reclose = protection.reconnect_after_steps
+    tripped_at = protection.trip_after_steps - 1
+    assert down[:tripped_at] == [0] * tripped_at
+    assert down[tripped_at:] == [reclose - i for i in range(len(down) - tripped_at)]
+    assert all_finite((obs, state, rewards, info))
+
+
+def test_an_islanding_outage_loses_the_island_load(env, fns):
+    params = env.default_params
+    reset, step = fns
+    obs, state = reset(keys(7), params)
+    grid = params.grid
+    # a bus with a single branch: opening that branch islands it
+    degree = np.bincount(np.concatenate([grid.f_bus, grid.t_bus]), minlength=grid.n_bus)
+    loaded_leaf = [b for b in np.flatnonzero(degree == 1) if grid.pd[b] > 0]
+    bus = int(loaded_leaf[0])
+    touches = (np.asarray(grid.f_bus) == bus) | (np.asarray(grid.t_bus) == bus)
+    branch = int(np.flatnonzero(touches)[0])
+    state = state.replace(branch_down=state.branch_down.at[:, branch].set(5))
+    zero = {a: jnp.zeros((BATCH, *env.action_space(a).shape)) for a in env.agents}
+    obs, state, rewards, _dones, info = step(keys(70), state, zero, params)
+    assert not bool(state.energized[0, bus])
+    assert float(state.served[0, bus]) == 0.0
+    assert float(info["lost_load_mw"][0]) >= float(state.demand[0, bus]) - 1e-3
+    assert all_finite((obs, state, rewards, info))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_resets_to_a_finite_state(name):
+    env = make("ieee118", scenario=name, episode_steps=4)
+    obs, state = jax.jit(env.reset)(jax.random.key(0))
+    assert all_finite((obs, state))
+
+
+def test_bad_options_get_clear_errors():
+    with pytest.raises(ValueError, match="unknown scenario"):
+        make("ieee118", scenario="zombie_apocalypse")
+    with pytest.raises(ValueError, match="unknown environment options"):
+        make("ieee118", episode_lenght=3)
+    with pytest.raises(ValueError, match="hard_limit"):
+        make("ieee118", protection={"hard_limit": 0.5})
