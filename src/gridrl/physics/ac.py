@@ -32,10 +32,12 @@ from flax import struct
 
 from gridrl.cases.grid import BusType, Grid
 from gridrl.physics.islands import energized_buses
+from gridrl.physics.lowrank import capacitance_solve
 from gridrl.physics.ybus import (
     assemble,
     branch_blocks,
     bus_shunt,
+    fast_decoupled_blocks,
     fast_decoupled_matrices,
     in_service,
 )
@@ -161,6 +163,7 @@ def ac_power_flow(
     q_limits: bool = False,
     tol: float | None = None,
     max_iter: int = 50,
+    max_outages: int = 4,
 ) -> ACResult:
     """Solve AC power flows of `grid`, batched over the leading dimensions of the inputs.
 
@@ -172,6 +175,10 @@ def ac_power_flow(
     enforce_q_lims (slower: the B'' matrix is then built and inverted per sample).
     tol: largest |ΔP|, |ΔQ| mismatch in p.u. (default 1e-10 in float64, 1e-4 in float32).
     max_iter: fast-decoupled iterations (per PV→PQ round with q_limits).
+    max_outages: how many base branches out per sample the iteration matrices follow exactly
+    (low-rank updates, cost O(n·max_outages) per step). The mismatch is always exact, so a
+    sample with more outages still converges to the right answer, only more slowly, unless
+    an island it creates is left ungrounded: then it is flagged converged=False.
     """
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
     given = {"line_status": line_status, "pd": pd, "qd": qd, "pg": pg, "vg": vg}
@@ -187,8 +194,9 @@ def ac_power_flow(
         batch = np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"ac_power_flow: batch dimensions {shapes} do not broadcast") from None
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"ac_power_flow: max_iter must be a positive int, got {max_iter!r}")
+    for name, value in (("max_iter", max_iter), ("max_outages", max_outages)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"ac_power_flow: {name} must be a positive int, got {value!r}")
     dtype = jnp.asarray(grid.pd).dtype
     if tol is None:
         tol = DEFAULT_TOL.get(np.dtype(dtype), 1e-4)
@@ -207,11 +215,12 @@ def ac_power_flow(
     status = None if line_status is None else flat(line_status, None, n_branch, bool)
     if model is None:
         model = ac_model(grid)
-    result = _solve(grid, model, status, *inputs, jnp.asarray(tol, dtype), max_iter, q_limits)
+    tol = jnp.asarray(tol, dtype)
+    result = _solve(grid, model, status, *inputs, tol, max_iter, q_limits, max_outages)
     return jax.tree_util.tree_map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
 
 
-@partial(jax.jit, static_argnums=(8, 9))
+@partial(jax.jit, static_argnums=(8, 9, 10))
 def _solve(
     grid: Grid,
     model: ACModel,
@@ -223,6 +232,7 @@ def _solve(
     tol: Array,
     max_iter: int,
     q_limits: bool,
+    max_outages: int,
 ) -> ACResult:
     """The batch, flattened to one leading dimension [B, ...]."""
     size = pd.shape[0]
@@ -243,13 +253,21 @@ def _solve(
     case_va = jnp.asarray(grid.va, pd.dtype)
     va = jnp.broadcast_to(jnp.where(ref, case_va, case_va[jnp.argmax(model.ref)]), vm.shape)
     injections = partial(_injections, grid, model, outaged)
-    fixed_topology = status is None
-    solve_p = _solver(model.b_prime_inverse, grid, usable, ~ref & energized, fixed_topology, 0)
+    if status is None:
+        solve_p = partial(_shared_solve, model.b_prime_inverse)
+        base_solve_q = partial(_shared_solve, model.b_double_prime_inverse)
+    else:
+        blocks = fast_decoupled_blocks(grid, jnp.ones(grid.n_branch, bool))
+        flags, slots = jax.lax.top_k(outaged.astype(jnp.int32), max_outages)
+        slots = (slots, flags > 0, energized)
+        prime_rows, double_prime_rows = ~model.ref & model.energized, model.pq & model.energized
+        solve_p = _low_rank_solver(grid, model.b_prime_inverse, prime_rows, blocks[0], *slots)
+        base_solve_q = _low_rank_solver(
+            grid, model.b_double_prime_inverse, double_prime_rows, blocks[1], *slots
+        )
 
     def flow(pq, q_spec, va, vm):
-        solve_q = _solver(
-            model.b_double_prime_inverse, grid, usable, pq, fixed_topology and not q_limits, 1
-        )
+        solve_q = _dense_solver(grid, usable, pq) if q_limits else base_solve_q
         return _iterate(
             injections,
             solve_p,
@@ -346,14 +364,59 @@ def _branch_currents(grid: Grid, e: Array, f: Array) -> tuple[Array, Array, Arra
     )
 
 
-def _solver(base_inverse: Array, grid: Grid, usable: Array, rows: Array, shared: bool, which: int):
-    """x = M⁻¹·rhs for B' (which=0) or B'' (which=1) grounded outside `rows` [B, n_bus]: the
-    shared inverse when the topology and rows are the base's, else one inverse per sample."""
-    if shared:
-        return lambda rhs: rhs @ base_inverse.T
-    matrix = fast_decoupled_matrices(grid, usable)[which]
-    inverse = jnp.linalg.inv(_grounded(matrix, rows))
+def _shared_solve(inverse: Array, rhs: Array) -> Array:
+    """x = M⁻¹·rhs [B, n] with one inverse for the whole batch: a matrix product."""
+    return rhs @ inverse.T
+
+
+def _dense_solver(grid: Grid, usable: Array, rows: Array):
+    """x = B''⁻¹·rhs with B'' built and inverted per sample, grounded outside `rows` [B, n]
+    (the slow path, for PQ sets that change per sample)."""
+    inverse = jnp.linalg.inv(_grounded(fast_decoupled_matrices(grid, usable)[1], rows))
     return lambda rhs: jnp.einsum("bij,bj->bi", inverse, rhs)
+
+
+def _low_rank_solver(grid, inverse, rows, blocks, slots, valid, energized):
+    """x = M⁻¹·rhs where M is the base matrix (`inverse`: its grounded inverse, `rows`: the
+    rows it keeps) without the branches `slots` [B, K] (where `valid`), by the Woodbury
+    identity. A removed branch with one end de-energised is replaced by a unit ground at
+    that end, so that every dead island stays grounded (nonsingular) and apart from the live
+    grid; one with both ends dead is left in (its island is grounded elsewhere)."""
+    f_bus, t_bus = jnp.asarray(grid.f_bus)[slots], jnp.asarray(grid.t_bus)[slots]
+    live_f = jnp.take_along_axis(energized, f_bus, -1)
+    live_t = jnp.take_along_axis(energized, t_bus, -1)
+    removed = valid & (live_f | live_t)
+    keep_f, keep_t = rows[f_bus] & removed, rows[t_bus] & removed
+    # the branch's symmetric 2×2 block [[a, c], [c, d]] on its kept ends, diagonalised
+    a, c = blocks[0][slots] * keep_f, blocks[1][slots] * keep_f * keep_t
+    d = blocks[3][slots] * keep_t
+    angle = 0.5 * jnp.arctan2(2 * c, a - d)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    low = a * cos * cos + 2 * c * sin * cos + d * sin * sin
+    high = a * sin * sin - 2 * c * sin * cos + d * cos * cos
+    dead_end = jnp.where(live_f, t_bus, f_bus)
+    grounded = removed & (live_f != live_t) & rows[dead_end]
+    # columns w_p·e_p + w_q·e_q: groundings first, so that no leading minor of the small
+    # system is singular (the unpivoted solve needs that)
+    p = jnp.concatenate([dead_end, f_bus, f_bus], -1)
+    q = jnp.concatenate([dead_end, t_bus, t_bus], -1)
+    one, zero = jnp.ones_like(a), jnp.zeros_like(a)
+    w_p = jnp.concatenate([one, cos, -sin], -1)
+    w_q = jnp.concatenate([zero, sin, cos], -1)
+    coeff = jnp.concatenate([grounded.astype(a.dtype), -low, -high], -1)
+    inverse_u = w_p[..., None] * inverse[p] + w_q[..., None] * inverse[q]  # [B, m, n]
+    m = p.shape[-1]
+    at_p = jnp.take_along_axis(inverse_u, jnp.broadcast_to(p[..., None, :], (*p.shape, m)), -1)
+    at_q = jnp.take_along_axis(inverse_u, jnp.broadcast_to(q[..., None, :], (*q.shape, m)), -1)
+    gram = w_p[..., None, :] * at_p + w_q[..., None, :] * at_q
+
+    def solve(rhs):
+        base = rhs @ inverse.T
+        u_base = w_p * jnp.take_along_axis(base, p, -1) + w_q * jnp.take_along_axis(base, q, -1)
+        weights = capacitance_solve(gram, u_base, coeff, pivoting=False)
+        return base - jnp.einsum("bmi,bm->bi", inverse_u, weights)
+
+    return solve
 
 
 def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, vm, tol, max_iter):
