@@ -6,9 +6,8 @@ partition into four regions. Every addition is a documented, deterministic rule;
 says what was derived, how and why. Bus ids are the IEEE bus numbers 1..118.
 
 Only `build()` (what `gridrl.cases.load("ieee118")` returns) is on the load path: fast after
-the first call, cached. `derive_ratings`, `economic_dispatch` and `secure_dispatch` are the
-tooling that derived and checks the stored ratings; they compute flows with `gridrl.physics`,
-which they import when called, so loading a case never needs physics.
+the first call, cached. The stored ratings `RATE_A` were derived, and are checked, by the
+tooling in `gridrl.opf.ratings`, so loading a case needs neither weather data nor solvers.
 """
 
 from __future__ import annotations
@@ -37,18 +36,13 @@ RAMP_PERCENT_PER_MINUTE = {
     GenType.HYDRO: 10.0,
 }
 
-# Renewables: annual capacity factors of the U.S. utility-scale fleet (EIA, Electric Power Monthly,
-# table 6.07.B, 2019-2023: wind 33-36 %, solar PV 23-25 %) and the share of the energy each
-# supplies at nominal load.
-CAPACITY_FACTOR = {GenType.WIND: 0.35, GenType.SOLAR: 0.25}
-ENERGY_SHARE = {GenType.WIND: 0.20, GenType.SOLAR: 0.10}
+# Renewables: the capacity-weighted capacity factors of the measured profiles as gridrl.env assigns
+# its weather sites to the plants (docs/data.md: wind 0.375, solar 0.196), and the share of the
+# nominal load's energy each supplies.
+CAPACITY_FACTOR = {GenType.WIND: 0.37, GenType.SOLAR: 0.20}
+ENERGY_SHARE = {GenType.WIND: 0.20, GenType.SOLAR: 0.08}
+PLANTS_PER_REGION = 2
 CAPACITY_STEP_MW = 10.0
-
-# Thermal ratings: rate_a = max(RATING_MARGIN * |reference flow|, RATING_FLOOR_MVA), rounded up
-# to RATING_STEP_MVA (see derive_ratings).
-RATING_MARGIN = 1.2
-RATING_FLOOR_MVA = 50.0
-RATING_STEP_MVA = 10.0
 
 GEN_FIELDS = (
     "gen_bus", "pg", "qg", "qmax", "qmin", "vg", "pmax", "pmin", "gen_status", "ramp", "gen_type",
@@ -80,28 +74,32 @@ def ramp_limits(gen_type: np.ndarray, pmax: np.ndarray) -> np.ndarray:
 
 
 def renewable_sites(grid: Grid) -> list[tuple[int, GenType, float]]:
-    """(bus index, WIND or SOLAR, installed MW) of the plants to add, one of each per region.
+    """(bus index, WIND or SOLAR, installed MW) of the plants to add: PLANTS_PER_REGION of each
+    technology per region, wind first, region by region.
 
-    Wind connects where the transmission network is strongest (the bus of the region without a
-    generator that has the largest summed branch susceptance); solar where the load is (the
-    region's largest load bus without a generator). Each region gets capacity in proportion to
-    its load; the totals make each technology supply ENERGY_SHARE of the nominal load's energy
-    at its CAPACITY_FACTOR.
+    Plants connect at buses without a generator. Wind goes where the network is strongest: the
+    region's buses of highest voltage (345 kV where it has them), then of largest summed branch
+    susceptance; solar where the load is (the region's largest load buses). Each region gets
+    capacity in proportion to its load, shared equally by its plants; the totals make each
+    technology supply ENERGY_SHARE of the nominal load's energy at its CAPACITY_FACTOR.
     """
     region = np.asarray(grid.region)
     pd = np.asarray(grid.pd)
-    strength = coupling_matrix(grid).sum(axis=1)
+    # voltage first, then strength (susceptances are far below 1e6 p.u. per kV)
+    wind_score = 1e6 * np.asarray(grid.base_kv) + coupling_matrix(grid).sum(axis=1)
     free = np.ones(grid.n_bus, bool)
     free[np.asarray(grid.gen_bus)] = False
     sites = []
-    for technology, score in ((GenType.WIND, strength), (GenType.SOLAR, pd)):
+    for technology, score in ((GenType.WIND, wind_score), (GenType.SOLAR, pd)):
         total = ENERGY_SHARE[technology] * pd.sum() / CAPACITY_FACTOR[technology]
         for number in range(grid.n_region):
             candidates = np.flatnonzero(free & (region == number))
-            bus = int(candidates[np.argmax(score[candidates])])
-            capacity = total * pd[region == number].sum() / pd.sum()
-            sites.append((bus, technology, CAPACITY_STEP_MW * round(capacity / CAPACITY_STEP_MW)))
-            free[bus] = False
+            best = candidates[np.argsort(-score[candidates], kind="stable")[:PLANTS_PER_REGION]]
+            plant = total * pd[region == number].sum() / pd.sum() / PLANTS_PER_REGION
+            for bus in best:
+                capacity = CAPACITY_STEP_MW * round(plant / CAPACITY_STEP_MW)
+                sites.append((int(bus), technology, capacity))
+                free[bus] = False
     return sites
 
 
@@ -147,15 +145,12 @@ def add_renewables(grid: Grid, sites: list[tuple[int, GenType, float]]) -> Grid:
     )
 
 
-def _renewable(grid: Grid) -> np.ndarray:
-    return np.isin(np.asarray(grid.gen_type), (GenType.WIND, GenType.SOLAR))
-
-
-def reference_dispatch(grid: Grid) -> np.ndarray:
-    """The dispatch the ratings are derived from: renewables at their nominal output, and the
-    thermal units the case dispatches (pg > 0 in case118, the slack included) sharing the rest
-    of the load in proportion to their pmax; the case's idle units stay at 0 MW."""
-    renewable = _renewable(grid)
+def nominal_dispatch(grid: Grid) -> np.ndarray:
+    """The grid's own dispatch (its `pg`) at the nominal load: renewables at their nominal
+    output, and the thermal units the case dispatches (pg > 0 in case118, the slack included)
+    sharing the rest of the load in proportion to their pmax; the case's idle units stay at
+    0 MW. gridrl.env scales these shares to each step's net load."""
+    renewable = np.isin(np.asarray(grid.gen_type), (GenType.WIND, GenType.SOLAR))
     pg = np.asarray(grid.pg)
     slack = np.asarray(grid.bus_type)[np.asarray(grid.gen_bus)] == BusType.REF
     running = ~renewable & ((pg > 0) | slack)
@@ -182,15 +177,15 @@ def _case118() -> Grid:
 
 
 def unrated_ieee118() -> Grid:
-    """ieee118 before ratings: types, ramps, regions, renewables and the reference dispatch
-    as `pg`; rate_a is inf. The input of `derive_ratings`."""
+    """ieee118 before ratings: types, ramps, regions, renewables and the nominal dispatch as
+    `pg`; rate_a is inf. The input of `gridrl.opf.ratings.derive_ratings`."""
     grid = _case118()
     gen_type = generator_types(grid)
     grid = grid.replace(gen_type=gen_type, ramp=ramp_limits(gen_type, grid.pmax))
     grid = grid.replace(region=spectral_partition(grid))
     grid = add_renewables(grid, renewable_sites(grid))
     # case118 has no ratings; pandapower's 9900 MVA are placeholders for "unlimited"
-    return grid.replace(pg=reference_dispatch(grid), rate_a=np.full(grid.n_branch, np.inf))
+    return grid.replace(pg=nominal_dispatch(grid), rate_a=np.full(grid.n_branch, np.inf))
 
 
 def read_only(grid: Grid) -> Grid:
@@ -214,102 +209,22 @@ def build() -> Grid:
     return read_only(grid.replace(rate_a=np.array(RATE_A, float)))
 
 
-# --- tooling: how the stored ratings were derived and how they are checked (not on load path) ---
-
-
-def _flows(grid: Grid, pg: np.ndarray) -> np.ndarray:
-    from gridrl.physics import dc_power_flow
-
-    return np.asarray(dc_power_flow(grid, pg=np.asarray(pg)).pf)
-
-
-def derive_ratings(grid: Grid) -> np.ndarray:
-    """rate_a (MVA) per branch: RATING_MARGIN times the DC flow at the reference dispatch, at
-    least RATING_FLOOR_MVA, rounded up to RATING_STEP_MVA. `grid` is `unrated_ieee118()`."""
-    flow = np.abs(_flows(grid, reference_dispatch(grid)))
-    rating = np.maximum(RATING_MARGIN * flow, RATING_FLOOR_MVA)
-    # the tolerance keeps a rating that is a whole step up to rounding (e.g. the floor) unchanged
-    return RATING_STEP_MVA * np.ceil(rating / RATING_STEP_MVA - 1e-9)
-
-
-def economic_dispatch(grid: Grid) -> np.ndarray:
-    """The unconstrained economic dispatch (network ignored) at the grid's load, MW per unit.
-
-    Wind and solar produce their `pg` (free energy, taken first); the thermal units meet the rest
-    at equal marginal cost (bisection on the system lambda of their quadratic costs).
-    """
-    renewable = _renewable(grid)
-    poly = np.asarray(grid.cost_poly)
-    thermal = ~renewable & np.asarray(grid.gen_status, bool)
-    if poly.shape[1] != 3 or np.any(poly[thermal, 0] <= 0):
-        raise ValueError("economic_dispatch needs quadratic costs with c2 > 0 for thermal units")
-    c2, c1 = np.where(thermal, poly[:, 0], 1.0), poly[:, 1]
-    pmin = np.where(thermal, np.asarray(grid.pmin), 0.0)
-    pmax = np.where(thermal, np.asarray(grid.pmax), 0.0)
-    demand = np.asarray(grid.pd).sum() + np.asarray(grid.gs).sum()
-    thermal_demand = demand - np.asarray(grid.pg)[renewable].sum()
-    if not pmin.sum() <= thermal_demand <= pmax.sum():
-        raise ValueError(f"economic_dispatch: {thermal_demand:.1f} MW is outside the units' range")
-
-    def output(price: float) -> np.ndarray:
-        return np.clip((price - c1) / (2 * c2), pmin, pmax)
-
-    low, high = float(np.min(c1)), float(np.max(c1 + 2 * c2 * pmax))
-    for _ in range(100):  # halves a bracket of at most ~1e3 $/MWh far below 1e-9 $/MWh
-        price = 0.5 * (low + high)
-        low, high = (price, high) if output(price).sum() < thermal_demand else (low, price)
-    return np.where(renewable, np.asarray(grid.pg), output(0.5 * (low + high)))
-
-
-def secure_dispatch(grid: Grid) -> np.ndarray | None:
-    """A dispatch within every unit's limits and every branch's rate_a at the grid's load, with
-    wind and solar at their `pg` (no curtailment), of least linear cost (c1): an LP over pg with
-    PTDF flow limits solved by HiGHS. None when no such dispatch exists."""
-    import scipy.optimize
-
-    from gridrl.physics import ptdf
-
-    if np.any(np.asarray(grid.cost_model) != CostModel.POLYNOMIAL):
-        raise ValueError("secure_dispatch prices units by their polynomial cost's c1")
-    reference = np.asarray(grid.pg, float)
-    base_flow = _flows(grid, reference)
-    unit_ptdf = np.asarray(ptdf(grid))[:, np.asarray(grid.gen_bus)]  # [n_branch, n_gen]
-    rate = np.asarray(grid.rate_a)
-    rated = np.isfinite(rate)
-    # flows are affine in pg: a balanced change of dispatch moves them by PTDF times the change
-    # (the reference bus's PTDF column is zero, so the slack's balancing of `reference` cancels)
-    offset = base_flow[rated] - unit_ptdf[rated] @ reference
-    renewable = _renewable(grid)
-    on = np.asarray(grid.gen_status, bool)
-    lower = np.where(renewable, reference, np.asarray(grid.pmin)) * on
-    upper = np.where(renewable, reference, np.asarray(grid.pmax)) * on
-    result = scipy.optimize.linprog(
-        c=np.asarray(grid.cost_poly)[:, -2],
-        A_ub=np.vstack([unit_ptdf[rated], -unit_ptdf[rated]]),
-        b_ub=np.concatenate([rate[rated] - offset, rate[rated] + offset]),
-        A_eq=np.ones((1, grid.n_gen)),
-        b_eq=[np.asarray(grid.pd).sum() + np.asarray(grid.gs).sum()],
-        bounds=np.column_stack([lower, upper]),
-        method="highs",
-    )
-    return result.x if result.status == 0 else None
-
-
-# rate_a per branch (MVA), internal branch order: derive_ratings(unrated_ieee118()), stored so
-# that loading needs no physics; tests/test_ieee118.py checks the two agree.
+# rate_a per branch (MVA), internal branch order: gridrl.opf.ratings.derive_ratings over the
+# measured year's hours (docs/data.md), stored so that loading needs neither weather nor solvers;
+# tests/test_ieee118.py checks the two agree.
 # fmt: off
 RATE_A: tuple[float, ...] = (
-    50, 50, 110, 80, 100, 50, 310, 310, 60, 80, 90, 50, 50, 50, 60, 50,
-    50, 50, 50, 90, 50, 90, 50, 50, 50, 50, 50, 50, 50, 150, 130, 50,
-    50, 110, 140, 50, 50, 80, 50, 50, 50, 50, 50, 50, 50, 50, 140, 90,
-    80, 50, 60, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 60, 60, 50,
-    50, 70, 80, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50,
-    50, 50, 50, 70, 70, 50, 50, 50, 180, 90, 180, 100, 100, 50, 50, 50,
-    50, 50, 120, 50, 50, 50, 50, 50, 50, 50, 140, 60, 70, 100, 50, 80,
-    50, 80, 50, 70, 50, 50, 50, 50, 50, 50, 50, 50, 60, 70, 120, 50,
-    110, 50, 50, 50, 50, 50, 60, 50, 50, 50, 50, 50, 50, 50, 90, 50,
-    50, 50, 50, 50, 50, 50, 100, 60, 50, 60, 70, 50, 50, 50, 50, 50,
-    50, 60, 50, 80, 90, 50, 50, 50, 50, 50, 50, 60, 50, 170, 100, 230,
-    110, 180, 50, 50, 50, 50, 100, 100, 60, 230,
+    100, 100, 120, 100, 100, 100, 460, 400, 100, 100, 120, 100, 100, 100, 100, 100,
+    100, 100, 100, 110, 100, 100, 100, 100, 100, 100, 100, 100, 100, 140, 110, 100,
+    100, 400, 400, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 120, 100,
+    100, 400, 100, 130, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100,
+    100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100,
+    100, 100, 100, 100, 100, 120, 100, 100, 400, 400, 400, 100, 100, 100, 100, 100,
+    100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 110, 100, 100, 100, 100, 160,
+    100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 130, 100, 100, 100,
+    130, 100, 100, 100, 100, 100, 100, 100, 110, 130, 100, 100, 100, 100, 200, 130,
+    100, 100, 100, 100, 100, 100, 140, 100, 100, 100, 100, 100, 100, 100, 100, 100,
+    100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 400, 400, 400,
+    400, 400, 400, 400, 400, 130, 400, 400, 100, 400,
 )
 # fmt: on
