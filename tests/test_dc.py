@@ -241,6 +241,8 @@ def test_bad_inputs_raise_clear_errors(case118):
         dc_power_flow(grid, pg=5.0)
     with pytest.raises(ValueError, match="do not broadcast"):
         dc_power_flow(grid, np.ones((3, 186), bool), pd=np.ones((4, 118)))
+    with pytest.raises(ValueError, match="pd has a NaN"):
+        dc_power_flow(grid, pd=np.full(118, np.nan))
     with pytest.raises(ValueError, match="max_outages"):
         dc_power_flow(grid, np.ones(186, bool), max_outages=0)
     with pytest.raises(ValueError, match="zero reactance"):

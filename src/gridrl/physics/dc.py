@@ -2,16 +2,22 @@
 
 Branch susceptance b = 1/(x·tap) (r ignored); a phase shifter is the injection Pfinj = −b·shift
 at its from end and −Pfinj at its to end; bus shunt conductance is a load Gs; the reference bus
-keeps its case angle and takes all the imbalance. Branch flows are MW at the from end (the to end
+keeps its case angle and takes all the imbalance (with several buses of type REF, the first
+is the reference and the others count as PV buses). Branch flows are MW at the from end (the to end
 carries the opposite), as pandapower's `rundcpp` reports them.
 
 How it is fast: the reference bus (and any bus the base topology leaves de-energised) is
 decoupled from the nodal matrix, B_g = M·B·M + (I − M), so B_g is nonsingular and its inverse X
 is computed once per grid (`dc_model`). With all branches in, angles are one matrix product
-P·X for the whole batch. A sample with at most K branches out differs from B_g by a rank-K
-update, and each island those outages create is grounded at one bus (another rank ≤ K update);
-both are solved with the Woodbury identity in O(n·K) per sample (`max_outages=K`). Islands are
-found from a spanning tree of the base topology (`islands.islands_after_outages`).
+P·X for the whole batch, and flows another. A sample with at most K branches out differs from
+B_g by a rank-K update, solved with the Woodbury identity in O(n·K) per sample beyond those two
+products (`max_outages=K`). Islands are found from a spanning tree of the base topology
+(`islands.islands_after_outages`); each island keeps one of its removed branches in the matrix
+(so it stays nonsingular) and has its injections zeroed (so that branch carries nothing).
+
+De-energised buses (cut off from the reference bus, even with generators: gridrl has no island
+frequency control) get angle 0, their load counts as lost, their generators produce nothing, and
+branches touching them carry 0.
 """
 
 from __future__ import annotations
@@ -160,11 +166,19 @@ def _check_grid(grid: Grid) -> None:
 
 
 def _batch_shape(name: str, value, size: int, what: str) -> tuple[int, ...]:
+    """The batch dimensions of an input [..., size]; a clear error for a wrong shape or, where
+    the values are concrete, for a non-finite entry."""
     shape = jnp.shape(value)
     if len(shape) == 0 or shape[-1] != size:
         raise ValueError(
             f"dc_power_flow: {name} must have shape [..., {size}] ({what}), got {shape}"
         )
+    try:
+        finite = np.isfinite(np.asarray(value)).all()
+    except jax.errors.TracerArrayConversionError:
+        finite = True  # inside a trace: nothing to check
+    if not finite:
+        raise ValueError(f"dc_power_flow: {name} has a NaN or infinite entry")
     return tuple(shape[:-1])
 
 
@@ -330,5 +344,10 @@ def _result(
     pg_slack = p_ref + pd[..., model.ref] + model.gs[model.ref]
     lost = jnp.sum(jnp.where(energized, 0.0, jnp.maximum(pd, 0.0)), axis=-1)
     return DCResult(
-        va=va, pf=pf, p_bus=p_bus, pg_slack=pg_slack, energized=energized, lost_load_mw=lost
+        va=va,
+        pf=pf,
+        p_bus=p_bus,
+        pg_slack=pg_slack,
+        energized=jnp.broadcast_to(energized, va.shape),
+        lost_load_mw=lost,
     )
