@@ -164,10 +164,26 @@ def test_an_islanding_outage_loses_the_island_load(env, fns):
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_every_scenario_resets_to_a_finite_state(name):
-    env = make("ieee118", scenario=name, episode_steps=4)
-    obs, state = jax.jit(env.reset)(jax.random.key(0))
-    assert all_finite((obs, state))
+def test_every_scenario_schedules_its_outages(name):
+    env = make("ieee118", scenario=name, episode_steps=48)
+    scenario, params = env.config.scenario, env.default_params
+    n_branch = params.grid.n_branch
+    schedule = jax.jit(env._events, static_argnums=2)
+    for seed in range(3):
+        start, element, duration = (
+            np.asarray(x) for x in schedule(jax.random.key(seed), params, n_branch)
+        )
+        used = start >= 0
+        assert np.all(start < env.config.episode_steps) and np.all(duration[used] >= 1)
+        lost_branches = used & (element < n_branch)
+        lost_units = used & (element >= n_branch)
+        low = (
+            scenario.branch_outages[0] + scenario.initial_branch_outages + scenario.corridor_outage
+        )
+        assert lost_branches.sum() >= low
+        assert lost_units.sum() >= scenario.gen_outages[0] + scenario.lose_largest_unit
+        if scenario.initial_branch_outages:
+            assert np.sum(start[lost_branches] == 0) >= scenario.initial_branch_outages
 
 
 def test_bad_options_get_clear_errors():

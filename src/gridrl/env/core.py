@@ -88,16 +88,30 @@ def _corridor(grid: Grid, flows: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(members[:size], np.int32)
 
 
-def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
-    """Everything an episode needs, from a Grid with regions, types and ratings (numpy, once)."""
-    if not np.all(np.isfinite(np.asarray(grid.pd))):
-        raise ValueError(f"grid {grid.name!r}: bus loads must be finite")
+_ANALYSES: dict[int, tuple[Grid, tuple]] = {}
+
+
+def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(base flows, base LODF, non-islanding branches, those ranked by severity), computed once
+    per Grid object (environments of several scenarios on one grid share it)."""
+    cached = _ANALYSES.get(id(grid))
+    if cached is not None and cached[0] is grid:
+        return cached[1]
     grid64 = grid.astype(jnp.float64) if jax.config.jax_enable_x64 else grid
     flows = np.asarray(dc_power_flow(grid64).pf, float)
     lodf_matrix = np.asarray(lodf(grid64), float)
     in_service = np.asarray(grid.branch_status, bool)
     candidates = np.flatnonzero(in_service & ~_islanding(grid))
-    ranked = _screen(grid, flows, lodf_matrix, candidates)
+    result = (flows, lodf_matrix, candidates, _screen(grid, flows, lodf_matrix, candidates))
+    _ANALYSES[id(grid)] = (grid, result)
+    return result
+
+
+def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
+    """Everything an episode needs, from a Grid with regions, types and ratings (numpy, once)."""
+    if not np.all(np.isfinite(np.asarray(grid.pd))):
+        raise ValueError(f"grid {grid.name!r}: bus loads must be finite")
+    flows, lodf_matrix, candidates, ranked = _analysis(grid)
     contingencies = ranked[: config.n1_contingencies]
     layout = build_layout(grid, contingencies)
     scenario = config.scenario
