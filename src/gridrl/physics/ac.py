@@ -7,10 +7,12 @@ their branches, their load is lost.
 
 How it is fast. An iteration is two half-steps, Δθ = −B'⁻¹ ΔP/|V| and Δ|V| = −B''⁻¹ ΔQ/|V|, each
 followed by the mismatch S = V·conj(Ybus·V) − S_spec. B' and B'' are constant for a topology,
-so with the case's topology their inverses are computed once per grid (`ac_model`) and a step is
-one matrix product for the whole batch, as is the mismatch (dense Ybus in real block form).
-Branches out of service are subtracted from the mismatch branch by branch; the two iteration
-matrices of such a sample are built and inverted per sample (the slower general path).
+so their inverses are computed once per grid (`ac_model`) and a step is one matrix product for
+the whole batch, as is the mismatch (dense Ybus in real block form). A sample with branches out
+takes them out of the mismatch branch by branch (exactly, however many) and out of B' and B''
+by a low-rank (Woodbury) update of the shared inverses, for up to `max_outages` of them.
+With q_limits, B'' (whose PQ rows then differ per sample) is built and inverted per sample:
+that path is much slower (XLA's batched inverse on a CPU is), meant for validation and studies.
 
 Precision. In float64 the iteration converges to ~1e-10 p.u. mismatch. In float32 the state
 itself is the limit: one ulp of an angle near 0.5 rad moves a strongly connected bus's injection
@@ -176,9 +178,10 @@ def ac_power_flow(
     tol: largest |ΔP|, |ΔQ| mismatch in p.u. (default 1e-10 in float64, 1e-4 in float32).
     max_iter: fast-decoupled iterations (per PV→PQ round with q_limits).
     max_outages: how many base branches out per sample the iteration matrices follow exactly
-    (low-rank updates, cost O(n·max_outages) per step). The mismatch is always exact, so a
-    sample with more outages still converges to the right answer, only more slowly, unless
-    an island it creates is left ungrounded: then it is flagged converged=False.
+    (low-rank updates, cost O(n·max_outages) per step; static, part of the compiled shape).
+    The mismatch is always exact, so a sample with more outages has a correct fixed point but
+    converges slowly or not within max_iter (on case118, 6 out with max_outages=2: not within
+    50); it is then flagged converged=False. Raise max_outages for such batches.
     """
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
     given = {"line_status": line_status, "pd": pd, "qd": qd, "pg": pg, "vg": vg}
