@@ -40,8 +40,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gridrl.cases import Grid, from_pandapower
-from gridrl.physics import dc_model, dc_power_flow
-from gridrl.physics.ac import ac_model, ac_power_flow
+from gridrl.physics import ac_model, ac_power_flow, dc_model, dc_power_flow
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "powerflow.json"
@@ -540,6 +539,7 @@ def floors(cases: dict) -> list[dict]:
 
 
 def run(settings: Settings, quick: bool) -> dict:
+    machine_and_code = machine()  # before measuring: the commit of the code this run imported
     case = load_case()
     gridmodel = lightsim_grid(case)
     inputs = draw_inputs(case, max(settings.batch_sizes), SEED)
@@ -555,7 +555,8 @@ def run(settings: Settings, quick: bool) -> dict:
         )
         cases[kind] = {"title": title, "rows": rows, "pandapower": pandapower_run}
     return {
-        "machine": machine() | {"xla_float32_gemm": [gemm_at_start, gemm_calibration(settings)]},
+        "machine": machine_and_code
+        | {"xla_float32_gemm": [gemm_at_start, gemm_calibration(settings)]},
         "settings": {
             "quick": quick,
             "case": "pandapower.networks.case118",
