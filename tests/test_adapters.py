@@ -106,7 +106,7 @@ def test_vector_env_autoresets_finished_envs_on_the_next_step(vector_env):
     zero = np.zeros(vector_env.action_space.shape, np.float32)
     finished = np.zeros(NUM_ENVS, bool)
     for _ in range(OPTIONS["episode_steps"]):
-        obs, rewards, terminated, truncated, infos = vector_env.step(zero)
+        _, _, terminated, truncated, _ = vector_env.step(zero)
         finished = terminated | truncated
         if finished.any():
             break
@@ -118,9 +118,24 @@ def test_vector_env_autoresets_finished_envs_on_the_next_step(vector_env):
     assert not terminated[finished].any() and not truncated[finished].any()
     assert np.array_equal(infos["_demand_mw"], ~finished)
     assert np.all(infos["demand_mw"][finished] == 0.0)
-    # the others went on
-    assert np.all(obs[~finished, TIME_FRACTION] > 0.0)
-    assert np.all(infos["demand_mw"][~finished] > 0.0)
+
+
+def test_vector_env_resets_only_the_finished_envs(vector_env):
+    """With equal horizons and no blackout the envs finish together, so two are flagged
+    mid-episode the way a finished episode flags them, to see the others go on."""
+    vector_env.reset(seed=30)
+    zero = np.zeros(vector_env.action_space.shape, np.float32)
+    vector_env.step(zero)
+    flagged = np.array([True, False, True, False])
+    vector_env._resetting = flagged.copy()
+    obs, rewards, _, _, infos = vector_env.step(zero)
+    assert np.all(obs[flagged, TIME_FRACTION] == 0.0)
+    assert np.all(obs[~flagged, TIME_FRACTION] == 2 / OPTIONS["episode_steps"])
+    assert np.all(rewards[flagged] == 0.0) and np.all(rewards[~flagged] != 0.0)
+    assert np.array_equal(infos["_demand_mw"], ~flagged)
+    assert np.all(infos["demand_mw"][~flagged] > 0.0)
+    obs, *_ = vector_env.step(zero)
+    assert np.allclose(obs[:, TIME_FRACTION], [1, 3, 1, 3] / np.float32(OPTIONS["episode_steps"]))
 
 
 def test_vector_env_plays_the_single_env_episodes(vector_env, grid_env):
@@ -166,6 +181,8 @@ def test_bad_input_is_rejected_clearly(grid_env):
     single.reset(seed=0)
     with pytest.raises(ValueError, match=r"action has shape \(3,\)"):
         single.step(np.zeros(3))
+    with pytest.raises(ValueError, match=r"reset takes no options, got \['reset_mask'\]"):
+        single.reset(options={"reset_mask": np.ones(1, bool)})
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         GridVectorEnv(0, env=grid_env)
     with pytest.raises(TypeError, match=r"either a GridEnv or gridrl\.env\.make options"):

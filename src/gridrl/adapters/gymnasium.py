@@ -13,6 +13,7 @@ vector entry point (`gymnasium.make_vec`); keyword arguments go to `gridrl.env.m
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, ClassVar
 
 import gymnasium
@@ -43,6 +44,12 @@ def _single_agent_view(out: Transition) -> tuple[np.ndarray, np.ndarray, dict[st
     return jax.device_get((out.obs["world_state"], out.rewards["strategic"], out.info))
 
 
+def _no_options(options: dict[str, Any] | None) -> None:
+    """Refuse reset options rather than ignore them (a `reset_mask` would reset everything)."""
+    if options:
+        raise ValueError(f"reset takes no options, got {sorted(options)}")
+
+
 def joint_action_space(env: GridEnv) -> gymnasium.spaces.Box:
     """Every agent's action, concatenated in `env.agents` order."""
     size = sum(env.action_space(agent).shape[0] for agent in env.agents)
@@ -54,7 +61,7 @@ class GridGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     `GridGymEnv(episode_steps=24, scenario="peak_demand")` builds (once per process and set of
     options) `gridrl.env.make(...)`; `GridGymEnv(env=grid_env)` wraps an existing GridEnv.
-    `reset(seed=s)` starts the episode `jax.random.key(s)` determines; `options` are unused.
+    `reset(seed=s)` starts the episode `jax.random.key(s)` determines; it takes no options.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -67,6 +74,7 @@ class GridGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self._state = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        _no_options(options)
         super().reset(seed=seed)
         if seed is not None:
             self._key = jax.random.key(seed)
@@ -119,6 +127,7 @@ class GridVectorEnv(gymnasium.vector.VectorEnv):
         self._resetting = np.ones(num_envs, bool)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        _no_options(options)
         seeds = self._seeds(seed)
         self._keys = jax.numpy.stack([jax.random.key(s) for s in seeds])
         self._resetting[:] = True
@@ -131,12 +140,12 @@ class GridVectorEnv(gymnasium.vector.VectorEnv):
         return self._advance(actions)
 
     def _seeds(self, seed: int | list[int] | None) -> list[int]:
-        if seed is None or isinstance(seed, int):
+        if seed is None or isinstance(seed, Integral):
             super().reset(seed=seed)
         if seed is None:
             return [int(s) for s in self.np_random.integers(2**32, size=self.num_envs)]
-        if isinstance(seed, int):
-            return [seed + i for i in range(self.num_envs)]
+        if isinstance(seed, Integral):
+            return [int(seed) + i for i in range(self.num_envs)]
         if len(seed) != self.num_envs:
             raise ValueError(f"got {len(seed)} seeds for {self.num_envs} environments")
         return [int(s) for s in seed]
