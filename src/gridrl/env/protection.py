@@ -53,7 +53,13 @@ def solve_flows(params: EnvParams, config: EnvConfig, line_status: Array, pd: Ar
     grid = params.grid
     if config.physics == "dc":
         result = dc_power_flow(
-            grid, line_status, pd=pd, pg=pg, model=params.dc, max_outages=config.max_outages
+            grid,
+            line_status,
+            pd=pd,
+            pg=pg,
+            model=params.dc,
+            max_outages=config.max_outages,
+            fallback=False,  # the episode ends when more than max_outages branches are out
         )
         return Flows(
             flow=result.pf,
@@ -65,7 +71,9 @@ def solve_flows(params: EnvParams, config: EnvConfig, line_status: Array, pd: Ar
             converged=jnp.array(True),
         )
     qd = pd * params.reactive_ratio
-    result = ac_power_flow(grid, line_status, pd=pd, qd=qd, pg=pg, model=params.ac)
+    result = ac_power_flow(
+        grid, line_status, pd=pd, qd=qd, pg=pg, model=params.ac, max_outages=config.max_outages
+    )
     apparent = jnp.maximum(jnp.hypot(result.pf, result.qf), jnp.hypot(result.pt, result.qt))
     ref = params.ac.ref
     slack_pg = jnp.sum(jnp.where(ref[grid.gen_bus], result.pg, 0.0))

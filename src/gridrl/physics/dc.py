@@ -190,6 +190,7 @@ def dc_power_flow(
     pg: Array | None = None,
     model: DCModel | None = None,
     max_outages: int | None = None,
+    fallback: bool = True,
 ) -> DCResult:
     """Solve DC power flows of `grid`, batched over the leading dimensions of the inputs.
 
@@ -201,7 +202,10 @@ def dc_power_flow(
     max_outages: None solves every topology with a dense factorisation per sample (general,
     O(n³) each). An int K uses the fast path: each sample may have up to K base branches out;
     if any sample of the batch has more, the whole batch falls back to the dense path, so the
-    answer is always exact (only slower).
+    answer is always exact (only slower). fallback=False drops that check, for callers that
+    bound the number of outages themselves (the environment ends an episode when more than K
+    branches are out): a sample beyond K is then solved with only its first K outages, and no
+    batch-level branch remains, which keeps the function cheap to compile and to vmap.
     """
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
     shapes = []
@@ -224,11 +228,13 @@ def dc_power_flow(
         line_status = jnp.broadcast_to(jnp.asarray(line_status, bool), (*batch, n_branch))
     if model is None:
         model = dc_model(grid)
-    return _solve(model, line_status, pd, pg, max_outages)
+    return _solve(model, line_status, pd, pg, max_outages, fallback)
 
 
-@partial(jax.jit, static_argnums=(4,))
-def _solve(model: DCModel, line_status, pd: Array, pg: Array, max_outages: int | None) -> DCResult:
+@partial(jax.jit, static_argnums=(4, 5))
+def _solve(
+    model: DCModel, line_status, pd: Array, pg: Array, max_outages: int | None, fallback: bool
+) -> DCResult:
     injection = _injection(model, pd, pg)
     if line_status is None:
         angles = (injection - model.shift_buses) @ model.inverse
@@ -238,6 +244,8 @@ def _solve(model: DCModel, line_status, pd: Array, pg: Array, max_outages: int |
         return _dense(model, usable, pd, injection)
     branch = first_true(model.usable & ~usable, max_outages + 1)
     valid = branch < model.n_branch
+    if not fallback:
+        return _low_rank(model, usable, pd, injection, branch[..., :-1], valid[..., :-1])
     return jax.lax.cond(
         jnp.any(valid[..., -1]),  # some sample has more than max_outages branches out
         lambda: _dense(model, usable, pd, injection),
