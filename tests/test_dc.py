@@ -202,6 +202,11 @@ def test_jit_with_grid_argument_and_vmap(case118):
     assert_same(jitted(grid, pd[:2]), solve(case118, pd=pd[:2]))
     mapped = jax.vmap(lambda s, pd, pg: solve(case118, s, pd=pd, pg=pg, max_outages=3))
     assert_same(mapped(status, pd, pg), solve(case118, status, pd=pd, pg=pg, max_outages=3))
+    # without the batch-level fallback (callers that bound the outage count): the same answer
+    unchecked = jax.vmap(
+        lambda s, pd, pg: solve(case118, s, pd=pd, pg=pg, max_outages=3, fallback=False)
+    )
+    assert_same(unchecked(status, pd, pg), solve(case118, status, pd=pd, pg=pg))
 
 
 def test_float32_error_is_reported(case118, record_property):
