@@ -123,10 +123,8 @@ def reference_dispatch(grid: Grid, points: OperatingPoints) -> np.ndarray:
     upper = np.where(dispatchable, available, 0.0)
     target = np.where(dispatchable, np.clip(scaled, pmin, available), green)
     need = demand - target.sum(axis=1)
-    up, down = (
-        upper - np.where(dispatchable, target, 0.0),
-        np.where(dispatchable, target, 0.0) - lower,
-    )
+    held = np.where(dispatchable, target, 0.0)
+    up, down = upper - held, held - lower
     raised = np.clip(need, 0.0, up.sum(axis=1)) / np.maximum(up.sum(axis=1), 1e-9)
     lowered = np.clip(-need, 0.0, down.sum(axis=1)) / np.maximum(down.sum(axis=1), 1e-9)
     pg = target + up * raised[:, None] - down * lowered[:, None]
