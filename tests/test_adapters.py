@@ -169,6 +169,7 @@ def test_pettingzoo_state_is_the_world_state(grid_env):
     state = env.state()
     assert state in env.state_space
     np.testing.assert_array_equal(state, np.concatenate([obs[a] for a in env.possible_agents]))
+    np.testing.assert_array_equal(state, GridGymEnv(env=grid_env).reset(seed=5)[0])
     for agent in env.agents:
         assert obs[agent] in env.observation_space(agent)
         assert env.action_space(agent).shape == grid_env.action_space(agent).shape

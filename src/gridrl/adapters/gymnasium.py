@@ -27,8 +27,9 @@ from gridrl.adapters.shared import (
     advance,
     advance_batch,
     blank_states,
+    joint_action,
+    metric_names,
     shared_env,
-    split_actions,
     start,
 )
 from gridrl.env import GridEnv
@@ -39,9 +40,9 @@ def gymnasium_box(space: Box) -> gymnasium.spaces.Box:
     return gymnasium.spaces.Box(space.low, space.high, space.shape, np.float32)
 
 
-def _single_agent_view(out: Transition) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _single_agent_view(out: Transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(world state, strategic reward, metrics) of a transition, on the host."""
-    return jax.device_get((out.obs["world_state"], out.rewards["strategic"], out.info))
+    return jax.device_get((out.obs["world_state"], out.rewards["strategic"], out.metrics))
 
 
 def _no_options(options: dict[str, Any] | None) -> None:
@@ -86,13 +87,13 @@ class GridGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
-        actions = split_actions(self.grid_env, action)
-        out = advance(self.grid_env, self._key, self._state, actions, self.grid_env.default_params)
+        action = joint_action(self.grid_env, action)
+        out = advance(self.grid_env, self._key, self._state, action, self.grid_env.default_params)
         self._state, self._key = out.state, out.key
-        obs, reward, info = _single_agent_view(out)
-        metrics = {name: float(value) for name, value in info.items()}
-        terminated, truncated = bool(info["blackout"]), bool(info["truncated"])
-        return np.array(obs, np.float32), float(reward), terminated, truncated, metrics
+        obs, reward, metrics = _single_agent_view(out)
+        info = dict(zip(metric_names(self.grid_env), metrics.tolist(), strict=True))
+        terminated, truncated = info["blackout"] > 0, info["truncated"] > 0
+        return np.array(obs, np.float32), float(reward), terminated, truncated, info
 
 
 class GridVectorEnv(gymnasium.vector.VectorEnv):
@@ -156,17 +157,18 @@ class GridVectorEnv(gymnasium.vector.VectorEnv):
             self.grid_env,
             self._keys,
             self._states,
-            split_actions(self.grid_env, actions, (self.num_envs,)),
+            joint_action(self.grid_env, actions, (self.num_envs,)),
             was_resetting,
             self.grid_env.default_params,
         )
         self._states, self._keys = out.state, out.key
-        obs, rewards, info = _single_agent_view(out)
-        terminated, truncated = np.array(info["blackout"], bool), np.array(info["truncated"], bool)
+        obs, rewards, metrics = _single_agent_view(out)
+        info = dict(zip(metric_names(self.grid_env), metrics.T.astype(np.float64), strict=True))
+        terminated, truncated = info["blackout"] > 0, info["truncated"] > 0
         self._resetting = terminated | truncated
         infos: dict[str, Any] = {}
-        for name, value in info.items():
-            infos[name] = np.asarray(value, np.float64)
+        for name, values in info.items():
+            infos[name] = values
             infos[f"_{name}"] = ~was_resetting
         return (
             np.array(obs, np.float32),

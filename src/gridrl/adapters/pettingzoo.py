@@ -16,7 +16,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from gridrl.adapters.gymnasium import gymnasium_box
-from gridrl.adapters.shared import advance, shared_env, start
+from gridrl.adapters.shared import advance, metric_names, shared_env, start
 from gridrl.env import GridEnv
 
 
@@ -24,7 +24,7 @@ class GridParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     """The grid-operation environment as a PettingZoo ParallelEnv.
 
     `reset(seed=s)` starts the episode `jax.random.key(s)` determines (the same one as the
-    Gymnasium adapter's `reset(seed=s)`); `options` are unused.
+    Gymnasium adapter's `reset(seed=s)`); `options` are ignored.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"name": "gridrl_ieee118_v0", "render_modes": []}
@@ -76,10 +76,10 @@ class GridParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             self.grid_env.default_params,
         )
         self._state, self._key = out.state, out.key
-        obs, rewards, info = jax.device_get((out.obs, out.rewards, out.info))
+        obs, rewards, metrics = jax.device_get((out.obs, out.rewards, out.metrics))
         agents = self.agents
-        metrics = {name: float(value) for name, value in info.items()}
-        terminated, truncated = bool(info["blackout"]), bool(info["truncated"])
+        info = dict(zip(metric_names(self.grid_env), metrics.tolist(), strict=True))
+        terminated, truncated = info["blackout"] > 0, info["truncated"] > 0
         if terminated or truncated:
             self.agents = []
         return (
@@ -87,7 +87,7 @@ class GridParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             {a: float(rewards[a]) for a in agents},
             dict.fromkeys(agents, terminated),
             dict.fromkeys(agents, truncated),
-            {a: dict(metrics) for a in agents},
+            {a: dict(info) for a in agents},
         )
 
     def state(self) -> np.ndarray:
@@ -100,8 +100,9 @@ class GridParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self._world_state = np.array(obs["world_state"], np.float32)
         return {a: np.array(obs[a], np.float32) for a in agents or self.agents}
 
-    def _checked(self, actions: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Every live agent's action as float32 of its action space's shape, or a clear error."""
+    def _checked(self, actions: dict[str, Any]) -> np.ndarray:
+        """The live agents' actions as the joint action (concatenated in agent order), or a
+        clear error."""
         unknown = sorted(set(actions) - set(self.agents))
         missing = sorted(set(self.agents) - set(actions))
         if unknown or missing:
@@ -109,14 +110,14 @@ class GridParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 f"actions must be given for exactly the live agents {self.agents}; "
                 f"unknown: {unknown}, missing: {missing}"
             )
-        checked = {}
+        parts = []
         for agent in self.agents:
             action = np.asarray(actions[agent], np.float32)
             shape = self.action_spaces[agent].shape
             if action.shape != shape:
                 raise ValueError(f"action of {agent!r} has shape {action.shape}, expected {shape}")
-            checked[agent] = action
-        return checked
+            parts.append(action)
+        return np.concatenate(parts)
 
 
 def parallel_env(env: GridEnv | None = None, **make_kwargs) -> GridParallelEnv:

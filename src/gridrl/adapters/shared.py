@@ -12,7 +12,7 @@ step splits the chain once more (`advance`), so a seed fixes the whole trajector
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 import jax
@@ -57,7 +57,17 @@ class Transition(NamedTuple):
     state: EnvState
     key: jax.Array
     rewards: dict[str, jax.Array]
-    info: dict[str, jax.Array]
+    metrics: jax.Array  # [..., n_metrics] float32, in `metric_names(env)` order
+
+
+def action_sizes(env: GridEnv) -> list[int]:
+    return [env.action_space(agent).shape[0] for agent in env.agents]
+
+
+def _split(env: GridEnv, flat: jax.Array) -> dict[str, jax.Array]:
+    """The joint action (every agent's, concatenated in `env.agents` order) as a dict."""
+    parts = jnp.split(flat, np.cumsum(action_sizes(env))[:-1], axis=-1)
+    return dict(zip(env.agents, parts, strict=True))
 
 
 def _start(env: GridEnv, key: jax.Array, params: EnvParams):
@@ -66,14 +76,26 @@ def _start(env: GridEnv, key: jax.Array, params: EnvParams):
     return obs, state, key
 
 
-def _advance(env: GridEnv, key, state: EnvState, actions: dict, params: EnvParams) -> Transition:
+def _advance(env: GridEnv, key, state: EnvState, flat: jax.Array, params) -> Transition:
+    # the metrics travel as one array: one transfer to the host instead of one per metric
     key, step_key = jax.random.split(key)
-    obs, state, rewards, _, info = env.step(step_key, state, actions, params)
-    return Transition(obs, state, key, rewards, info)
+    obs, state, rewards, _, info = env.step(step_key, state, _split(env, flat), params)
+    metrics = jnp.stack([jnp.asarray(info[name], jnp.float32) for name in sorted(info)])
+    return Transition(obs, state, key, rewards, metrics)
 
 
 start = jax.jit(_start, static_argnums=0)
 advance = jax.jit(_advance, static_argnums=0)
+
+
+@cache
+def metric_names(env: GridEnv) -> tuple[str, ...]:
+    """The names of a transition's metrics (the keys of the env's `info`), in order."""
+    key, params = jax.random.key(0), env.default_params
+    _, state = jax.eval_shape(env.reset, key, params)
+    flat = jax.ShapeDtypeStruct((sum(action_sizes(env)),), jnp.float32)
+    info = jax.eval_shape(lambda s, f: env.step(key, s, _split(env, f), params)[-1], state, flat)
+    return tuple(sorted(info))
 
 
 def _zeros(shapes: Any) -> Any:
@@ -82,20 +104,18 @@ def _zeros(shapes: Any) -> Any:
 
 @partial(jax.jit, static_argnums=0)
 def advance_batch(
-    env: GridEnv, keys, states: EnvState, actions: dict, resetting: jax.Array, params: EnvParams
+    env: GridEnv, keys, states: EnvState, flat: jax.Array, resetting: jax.Array, params
 ) -> Transition:
     """One step of a batch in Gymnasium's next-step autoreset mode: the environments flagged in
     `resetting` (those that finished on the previous call) start a new episode instead of
     stepping, with zero reward and zero metrics.
 
     Stepping is skipped when every environment resets and resetting when none does; so a
-    batch reset is this function with every flag set (`states` and `actions` are then unused),
+    batch reset is this function with every flag set (`states` and `flat` are then unused),
     and the batch needs a single compilation."""
 
     def step_all():
-        return jax.vmap(partial(_advance, env), in_axes=(0, 0, 0, None))(
-            keys, states, actions, params
-        )
+        return jax.vmap(partial(_advance, env), in_axes=(0, 0, 0, None))(keys, states, flat, params)
 
     def start_all():
         return jax.vmap(partial(_start, env), in_axes=(0, None))(keys, params)
@@ -106,7 +126,7 @@ def advance_batch(
         state=_zeros(step_shapes.state),
         key=keys,
         rewards=_zeros(step_shapes.rewards),
-        info=_zeros(step_shapes.info),
+        metrics=_zeros(step_shapes.metrics),
     )
     stepped = jax.lax.cond(jnp.all(resetting), lambda: no_step, step_all)
     no_start = (_zeros(start_shapes[0]), _zeros(start_shapes[1]), keys)
@@ -121,7 +141,7 @@ def advance_batch(
         state=jax.tree.map(pick, state, stepped.state),
         key=pick(key, stepped.key),
         rewards={a: jnp.where(resetting, 0, r) for a, r in stepped.rewards.items()},
-        info={k: jnp.where(resetting, jnp.zeros_like(v), v) for k, v in stepped.info.items()},
+        metrics=jnp.where(resetting[:, None], 0.0, stepped.metrics),
     )
 
 
@@ -134,10 +154,10 @@ def blank_states(env: GridEnv, num_envs: int) -> EnvState:
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes[1])
 
 
-def split_actions(env: GridEnv, flat: Any, batch_shape: tuple[int, ...] = ()) -> dict[str, Any]:
-    """An array of shape batch_shape + (n,), every agent's action concatenated in `env.agents`
-    order, as the per-agent dict `env.step` takes; a clear error for any other shape."""
-    sizes = [env.action_space(agent).shape[0] for agent in env.agents]
+def joint_action(env: GridEnv, flat: Any, batch_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """`flat` as float32 of shape batch_shape + (n,): every agent's action concatenated in
+    `env.agents` order; a clear error for any other shape."""
+    sizes = action_sizes(env)
     flat = np.asarray(flat, dtype=np.float32)
     expected = (*batch_shape, sum(sizes))
     if flat.shape != expected:
@@ -145,5 +165,4 @@ def split_actions(env: GridEnv, flat: Any, batch_shape: tuple[int, ...] = ()) ->
             f"action has shape {flat.shape}, expected {expected}: the actions of "
             f"{list(env.agents)} (sizes {sizes}) concatenated"
         )
-    parts = np.split(flat, np.cumsum(sizes)[:-1], axis=-1)
-    return dict(zip(env.agents, parts, strict=True))
+    return flat
