@@ -39,11 +39,12 @@ def _summary_table(grid) -> Table:
     return table
 
 
-def _flows_table(grid, results: dict[str, np.ndarray], top: int) -> Table:
-    """The most loaded branches under each physics model."""
+def _flows_table(grid, results: dict[str, tuple[np.ndarray, np.ndarray]], top: int) -> Table:
+    """The most loaded branches under each physics model; results: name -> (P in MW, |S| in
+    MVA at the more loaded end)."""
     rate = np.asarray(grid.rate_a)
-    worst = results[next(iter(results))]
-    order = np.argsort(-_loading_percent(worst, rate))[:top]
+    _, first_apparent = results[next(iter(results))]
+    order = np.argsort(-_loading_percent(first_apparent, rate))[:top]
     table = Table(title=f"The {top} most loaded branches")
     table.add_column("branch (from-to)")
     table.add_column("rating (MVA)", justify="right")
@@ -52,8 +53,8 @@ def _flows_table(grid, results: dict[str, np.ndarray], top: int) -> Table:
         table.add_column(f"{name} loading", justify="right")
     for k in order:
         cells = [_branch_label(grid, k), f"{rate[k]:,.0f}"]
-        for flow in results.values():
-            cells += [f"{flow[k]:,.1f}", f"{_loading_percent(flow, rate)[k]:.0f}%"]
+        for flow, apparent in results.values():
+            cells += [f"{flow[k]:,.1f}", f"{_loading_percent(apparent, rate)[k]:.0f}%"]
         table.add_row(*cells)
     return table
 
@@ -65,20 +66,21 @@ def powerflow(args: argparse.Namespace, console: Console) -> int:
 
     grid = load(args.case)
     console.print(_summary_table(grid))
-    flows: dict[str, np.ndarray] = {}
+    flows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     timing = Table(title="Power flow")
     for column in ("model", "converged", "iterations", "losses (MW)", "V range (p.u.)", "time"):
         timing.add_column(column, justify="right")
     start = time.perf_counter()
     dc = dc_power_flow(grid)
-    flows["DC"] = np.asarray(dc.pf)
+    flows["DC"] = (np.asarray(dc.pf), np.abs(np.asarray(dc.pf)))
     timing.add_row(
         "DC", "yes", "-", "0", "-", f"{time.perf_counter() - start:.2f} s (incl. compile)"
     )
     start = time.perf_counter()
     ac = ac_power_flow(grid)
     pf, pt = np.asarray(ac.pf), np.asarray(ac.pt)
-    flows["AC"] = pf
+    apparent = np.maximum(np.hypot(pf, np.asarray(ac.qf)), np.hypot(pt, np.asarray(ac.qt)))
+    flows["AC"] = (pf, apparent)
     vm = np.asarray(ac.vm)[np.asarray(ac.energized)]
     timing.add_row(
         "AC",
