@@ -10,3 +10,10 @@ gymnasium.register(
     entry_point="gridrl.adapters.gymnasium:GridGymEnv",
     vector_entry_point="gridrl.adapters.gymnasium:GridVectorEnv",
 )
+
+
+def make(case="ieee118", scenario="normal", physics="dc", **options):
+    """The grid-operation environment (`gridrl.env.make`); imports JAX on first use."""
+    from gridrl.env import make as make_env
+
+    return make_env(case, scenario=scenario, physics=physics, **options)
