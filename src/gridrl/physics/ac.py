@@ -33,6 +33,7 @@ import numpy as np
 from flax import struct
 
 from gridrl.cases.grid import BusType, Grid
+from gridrl.physics.inputs import batch_shape
 from gridrl.physics.islands import energized_buses
 from gridrl.physics.lowrank import capacitance_solve
 from gridrl.physics.ybus import (
@@ -144,15 +145,6 @@ def _check_grid(grid: Grid) -> None:
         )
 
 
-def _batch_shape(name: str, value, size: int, what: str) -> tuple[int, ...]:
-    shape = jnp.shape(value)
-    if len(shape) == 0 or shape[-1] != size:
-        raise ValueError(
-            f"ac_power_flow: {name} must have shape [..., {size}] ({what}), got {shape}"
-        )
-    return tuple(shape[:-1])
-
-
 def ac_power_flow(
     grid: Grid,
     line_status: Array | None = None,
@@ -192,7 +184,9 @@ def ac_power_flow(
         "pg": (n_gen, "MW per generator"),
         "vg": (n_gen, "p.u. per generator"),
     }
-    shapes = [_batch_shape(k, v, *sizes[k]) for k, v in given.items() if v is not None]
+    shapes = [
+        batch_shape("ac_power_flow", k, v, *sizes[k]) for k, v in given.items() if v is not None
+    ]
     try:
         batch = np.broadcast_shapes(*shapes)
     except ValueError:

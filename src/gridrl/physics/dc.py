@@ -31,6 +31,7 @@ from flax import struct
 
 from gridrl.cases.grid import Grid
 from gridrl.physics import islands
+from gridrl.physics.inputs import batch_shape
 from gridrl.physics.lowrank import solve_unpivoted
 
 Array = jnp.ndarray
@@ -165,23 +166,6 @@ def _check_grid(grid: Grid) -> None:
         )
 
 
-def _batch_shape(name: str, value, size: int, what: str) -> tuple[int, ...]:
-    """The batch dimensions of an input [..., size]; a clear error for a wrong shape or, where
-    the values are concrete, for a non-finite entry."""
-    shape = jnp.shape(value)
-    if len(shape) == 0 or shape[-1] != size:
-        raise ValueError(
-            f"dc_power_flow: {name} must have shape [..., {size}] ({what}), got {shape}"
-        )
-    try:
-        finite = np.isfinite(np.asarray(value)).all()
-    except jax.errors.TracerArrayConversionError:
-        finite = True  # inside a trace: nothing to check
-    if not finite:
-        raise ValueError(f"dc_power_flow: {name} has a NaN or infinite entry")
-    return tuple(shape[:-1])
-
-
 def dc_power_flow(
     grid: Grid,
     line_status: Array | None = None,
@@ -210,11 +194,13 @@ def dc_power_flow(
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
     shapes = []
     if line_status is not None:
-        shapes.append(_batch_shape("line_status", line_status, n_branch, "one flag per branch"))
+        shapes.append(
+            batch_shape("dc_power_flow", "line_status", line_status, n_branch, "a flag per branch")
+        )
     if pd is not None:
-        shapes.append(_batch_shape("pd", pd, n_bus, "MW per bus"))
+        shapes.append(batch_shape("dc_power_flow", "pd", pd, n_bus, "MW per bus"))
     if pg is not None:
-        shapes.append(_batch_shape("pg", pg, n_gen, "MW per generator"))
+        shapes.append(batch_shape("dc_power_flow", "pg", pg, n_gen, "MW per generator"))
     try:
         batch = np.broadcast_shapes(*shapes)
     except ValueError:
