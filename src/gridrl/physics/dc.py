@@ -209,7 +209,9 @@ def dc_power_flow(
         raise ValueError(f"dc_power_flow: max_outages must be a positive int, got {max_outages!r}")
     dtype = jnp.asarray(grid.pd).dtype
     pd = jnp.broadcast_to(jnp.asarray(grid.pd if pd is None else pd, dtype), (*batch, n_bus))
-    pg = jnp.broadcast_to(jnp.asarray(grid.pg if pg is None else pg, dtype), (*batch, n_gen))
+    # pg keeps its own batch shape: an unbatched dispatch is turned into injections once, not
+    # once per sample (the injection then broadcasts against the batched loads)
+    pg = jnp.asarray(grid.pg if pg is None else pg, dtype)
     if line_status is not None:
         line_status = jnp.broadcast_to(jnp.asarray(line_status, bool), (*batch, n_branch))
     if model is None:
