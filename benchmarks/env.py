@@ -1,0 +1,129 @@
+"""Environment steps per second: gridrl (batched, DC and AC) against Grid2Op + LightSim2Grid,
+measured in the same run on this machine.
+
+    python benchmarks/env.py [--quick]
+
+gridrl: `jax.vmap(env.step)` jitted once per batch size, random actions in [-1, 1], the
+`normal` scenario on ieee118 with protection, cascades and the N-1 indicator on (they always
+are). Grid2Op: do-nothing steps of a bundled 118-bus dataset with LightSim2Grid's backend, one
+process (benchmarks/env_grid2op.py says exactly what a step costs there). Results go to
+benchmarks/results/env.json and the "env" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+import gridrl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_page import write_section  # a sibling script, not a package
+from env_grid2op import grid2op_steps_per_second
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_JSON = ROOT / "benchmarks" / "results" / "env.json"
+DOCS_MD = ROOT / "docs" / "benchmarks.md"
+FULL = {"dc": (1, 64, 1024, 4096), "ac": (1, 64), "steps": 10, "repeats": 3, "g2o": 2000}
+QUICK = {"dc": (1, 256), "ac": (1, 64), "steps": 5, "repeats": 3, "g2o": 300}
+FLOORS = {"dc": 300_000, "ac": 20_000}
+
+
+def gridrl_steps_per_second(physics: str, batch: int, steps: int, repeats: int) -> dict:
+    env = gridrl.make("ieee118", scenario="normal", physics=physics)
+    params = env.default_params
+    keys = jax.random.split(jax.random.key(0), batch)
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    actions = {
+        agent: jax.random.uniform(
+            jax.random.key(i), (batch, *env.action_space(agent).shape), minval=-1.0, maxval=1.0
+        )
+        for i, agent in enumerate(env.agents)
+    }
+    start = time.perf_counter()
+    _, state = jax.block_until_ready(reset(keys, params))
+    out = jax.block_until_ready(step(keys, state, actions, params))
+    compile_s = time.perf_counter() - start
+    state = out[1]
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state = step(keys, state, actions, params)[1]
+        jax.block_until_ready(state)
+        rates.append(batch * steps / (time.perf_counter() - start))
+    return {
+        "physics": physics,
+        "batch": batch,
+        "env_steps_per_s": statistics.median(rates),
+        "compile_and_first_step_s": compile_s,
+    }
+
+
+def render(results: dict) -> str:
+    g2o = results["grid2op"]
+    lines = [
+        "## Environment (benchmarks/env.py)",
+        "",
+        f"Machine: **{results['machine']['cpu']}**, {results['date']}. gridrl: ieee118, `normal`"
+        " scenario, random actions, protection + cascades + N-1 indicator on, float32, one jitted"
+        " vmapped step. Grid2Op: `"
+        f"{g2o['dataset']}` with LightSim2Grid, do-nothing, one process:"
+        f" **{g2o['steps_per_s']:,.0f} env-steps/s** in the same run.",
+        "",
+        "| physics | batch | gridrl env-steps/s | × Grid2Op | floor | compile + first step (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in results["gridrl"]:
+        ratio = row["env_steps_per_s"] / g2o["steps_per_s"]
+        lines.append(
+            f"| {row['physics'].upper()} | {row['batch']} | {row['env_steps_per_s']:,.0f} |"
+            f" {ratio:.1f} | {FLOORS[row['physics']]:,} | {row['compile_and_first_step_s']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small batches, few steps")
+    settings = QUICK if parser.parse_args(argv).quick else FULL
+    jax.config.update("jax_enable_x64", False)
+    rows = []
+    for physics in ("dc", "ac"):
+        for batch in settings[physics]:
+            row = gridrl_steps_per_second(physics, batch, settings["steps"], settings["repeats"])
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    g2o = grid2op_steps_per_second(n_steps=settings["g2o"])
+    results = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu(), "platform": platform.platform(), "jax": jax.__version__},
+        "settings": settings,
+        "gridrl": rows,
+        "grid2op": g2o,
+    }
+    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_JSON.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_section(DOCS_MD, "env", render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
