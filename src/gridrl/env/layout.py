@@ -41,6 +41,7 @@ class Layout:
     bus_mask: Array
     branch: Array  # int [n_region, max_branch]: branches touching the region (ties included)
     branch_mask: Array
+    region_branches: Array  # bool [n_region, n_branch]: the same sets as masks over all branches
     bus_region: Array  # int [n_bus]
     gen_region: Array  # int [n_gen]
     dispatchable: Array  # bool [n_gen]: units that follow setpoints and share imbalances
@@ -79,9 +80,8 @@ def build_layout(grid: Grid, contingencies: np.ndarray) -> Layout:
     fast_index, fast_mask = _padded([np.flatnonzero(fast & (gen_region == r)) for r in regions])
     ren_index, ren_mask = _padded([np.flatnonzero(renewable & (gen_region == r)) for r in regions])
     bus_index, bus_mask = _padded([np.flatnonzero(bus_region == r) for r in regions])
-    branch_index, branch_mask = _padded(
-        [np.flatnonzero((f_region == r) | (t_region == r)) for r in regions]
-    )
+    touching = np.stack([(f_region == r) | (t_region == r) for r in regions])
+    branch_index, branch_mask = _padded([np.flatnonzero(t) for t in touching])
     return Layout(
         slow=jnp.asarray(np.flatnonzero(slow), jnp.int32),
         fast=jnp.asarray(fast_index),
@@ -92,6 +92,7 @@ def build_layout(grid: Grid, contingencies: np.ndarray) -> Layout:
         bus_mask=jnp.asarray(bus_mask),
         branch=jnp.asarray(branch_index),
         branch_mask=jnp.asarray(branch_mask),
+        region_branches=jnp.asarray(touching),
         bus_region=jnp.asarray(bus_region),
         gen_region=jnp.asarray(gen_region.astype(np.int32)),
         dispatchable=jnp.asarray(slow | fast),

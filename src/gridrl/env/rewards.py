@@ -92,9 +92,8 @@ def rewards(w: RewardWeights, params: EnvParams, o: StepOutcome) -> dict[str, Ar
         "safety": safety - penalty,
     }
     n_region = layout.n_region
-    n_branch = o.line_status.shape[0]
     for r in range(n_region):
-        branch_mask = jnp.zeros(n_branch, bool).at[layout.branch[r]].max(layout.branch_mask[r])
+        branch_mask = layout.region_branches[r]
         bus_mask = layout.bus_region == r
         gen_mask = layout.gen_region == r
         safety_r, dollars_r, trips_r = _terms(w, params, o, branch_mask, bus_mask, gen_mask)
