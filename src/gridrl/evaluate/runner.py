@@ -1,0 +1,352 @@
+"""The evaluation runner: a policy over seeded episodes of each scenario (docs/evaluation.md).
+
+    document = evaluate("do_nothing", "all", episodes=4, seed=0)
+    write_json(document, "out.json")
+
+Episode i of a run with seed S is reset with `jax.random.fold_in(jax.random.key(S), i)` and
+stepped with keys derived from it alone, so every policy meets the same episodes (the same
+days, noise and outages) and the cost gap to SCED is paired. The JSON records that episode as
+the seed S·1000 + i (`episode_seeds`).
+
+A JAX policy runs as one jitted function per (policy, scenario): `lax.scan` over the steps of
+the env's step vmapped over the episodes, per-step metrics reduced to per-episode totals
+inside the scan. SCED is not jittable: its solves loop in Python around the same jitted,
+batched step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import gridrl
+from gridrl.agents import HEURISTICS, heuristic
+from gridrl.cases import Grid, load
+from gridrl.env import SCENARIOS, GridEnv, exogenous, make
+from gridrl.env.config import STEP_MINUTES
+from gridrl.env.state import EnvParams
+from gridrl.evaluate import metrics
+from gridrl.evaluate.sced_policy import ScedPolicy
+
+FORMAT = "gridrl-evaluation/1"
+SCED = "sced"
+BASELINES = (*HEURISTICS, SCED)
+SEED_STRIDE = 1000  # episode i of seed S is recorded as S·SEED_STRIDE + i
+PHYSICS = ("dc", "ac")
+
+
+class EvaluationError(ValueError):
+    """Bad input to an evaluation (unknown policy or scenario, bad counts)."""
+
+
+class Rollout(NamedTuple):
+    """What a rollout of a batch of episodes gives the summary."""
+
+    totals: metrics.Totals  # per-episode sums
+    trace: dict[str, np.ndarray]  # episode 0's `metrics.trace_row`s stacked over steps
+    seconds: float  # wall time of the rollout, compilation excluded
+
+
+# --- input checks --------------------------------------------------------------------------
+
+
+def resolve_policy(name_or_checkpoint: str) -> str:
+    """The baseline's name; a clear error for anything else."""
+    if name_or_checkpoint in BASELINES:
+        return name_or_checkpoint
+    if Path(name_or_checkpoint).exists():
+        # The hook for trained agents: a checkpoint written by `gridrl train` will load here
+        # into a JAX policy (gridrl.agents.Policy) and run through `jax_rollout`.
+        raise EvaluationError(
+            f"{name_or_checkpoint!r} is a path, but loading trained checkpoints comes with "
+            f"`gridrl train`, which does not exist yet; baselines: {', '.join(BASELINES)}"
+        )
+    raise EvaluationError(
+        f"unknown policy {name_or_checkpoint!r}: neither a baseline ({', '.join(BASELINES)}) "
+        "nor an existing checkpoint path"
+    )
+
+
+def resolve_scenarios(names: str | Sequence[str]) -> list[str]:
+    """`"all"`, one scenario name, a comma-separated list or a sequence of names."""
+    if isinstance(names, str):
+        names = list(SCENARIOS) if names == "all" else [n.strip() for n in names.split(",")]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise EvaluationError(
+            f"unknown scenario {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"known: {', '.join(SCENARIOS)} or 'all'"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _check_counts(episodes: int, seed: int, episode_steps: int, physics: str) -> None:
+    checks = [
+        (1 <= episodes <= SEED_STRIDE, f"episodes must be in [1, {SEED_STRIDE}], got {episodes}"),
+        (seed >= 0, f"seed must be >= 0, got {seed}"),
+        (episode_steps >= 1, f"episode_steps must be >= 1, got {episode_steps}"),
+        (physics in PHYSICS, f"physics must be one of {PHYSICS}, got {physics!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise EvaluationError(message)
+
+
+# --- episodes ------------------------------------------------------------------------------
+
+
+def episode_keys(seed: int, n_episodes: int) -> jax.Array:
+    """[n_episodes] keys: episode i is `fold_in(key(seed), i)`."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n_episodes))
+
+
+def episode_seeds(seed: int, n_episodes: int) -> list[int]:
+    return [seed * SEED_STRIDE + i for i in range(n_episodes)]
+
+
+def _split(keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(reset, env-step, policy) keys per episode: the env's randomness never depends on how
+    much randomness a policy draws, so every policy meets the same episodes."""
+    parts = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+    return parts[:, 0], parts[:, 1], parts[:, 2]
+
+
+def step_keys(base: jax.Array, step: jax.Array) -> jax.Array:
+    """The keys of step `step` (1-based) for every episode, from its env-step (or policy) key."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(base, step)
+
+
+def _advance(env: GridEnv, params: EnvParams, carry, step: jax.Array, actions, keys):
+    """One batched env step; metrics accumulated; terminated episodes frozen."""
+    obs, state, totals = carry
+    new_obs, new_state, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        keys, state, actions, params
+    )
+    scenario = env.config.scenario
+
+    def dark_demand(day, noise):  # what a dark grid fails to serve (noise held)
+        demand, _ = exogenous.conditions(params, scenario, day, step, noise)
+        return jnp.sum(jnp.maximum(demand, 0.0))
+
+    dark = jax.vmap(dark_demand)(state.day, state.noise)
+    live = ~totals.terminated
+
+    def keep(new, old):
+        return jnp.where(live.reshape(live.shape + (1,) * (new.ndim - 1)), new, old)
+
+    carry = (
+        jax.tree_util.tree_map(keep, new_obs, obs),
+        jax.tree_util.tree_map(keep, new_state, state),
+        metrics.accumulate(totals, info, dark),
+    )
+    return carry, metrics.trace_row(params, new_state, info)
+
+
+# --- rollouts ------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("env", "policy_name"))
+def jax_rollout(env: GridEnv, policy_name: str, keys: jax.Array, params: EnvParams):
+    """(Totals, trace rows) of the baseline `policy_name` over a batch of episodes (one per
+    key), `env.config.episode_steps` steps each. Jitted once per (env, policy)."""
+    act = jax.vmap(heuristic(policy_name, env), in_axes=(0, 0, 0, None))
+    reset_keys, env_keys, policy_keys = _split(keys)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
+
+    def body(carry, step):
+        obs, state, _ = carry
+        actions = act(step_keys(policy_keys, step), obs, state, params)
+        return _advance(env, params, carry, step, actions, step_keys(env_keys, step))
+
+    initial = (obs, state, metrics.initial_totals(keys.shape[0]))
+    steps = jnp.arange(1, env.config.episode_steps + 1)
+    (_, _, totals), rows = jax.lax.scan(body, initial, steps)
+    return totals, rows
+
+
+def run_jax_policy(env: GridEnv, policy_name: str, keys: jax.Array) -> Rollout:
+    params = env.default_params
+    # ahead-of-time compilation (cached per env, policy and batch), so the clock sees the run
+    compiled = jax_rollout.lower(env, policy_name, keys, params).compile()
+    start = time.perf_counter()
+    totals, rows = jax.block_until_ready(compiled(keys, params))
+    seconds = time.perf_counter() - start
+    return Rollout(totals, {k: np.asarray(v) for k, v in rows.items()}, seconds)
+
+
+_reset = jax.jit(
+    lambda env, keys, params: jax.vmap(env.reset, in_axes=(0, None))(keys, params),
+    static_argnames="env",
+)
+_step = jax.jit(_advance, static_argnames="env")
+
+
+def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None = None) -> Rollout:
+    """SCED over a batch of episodes: Python loop over steps, solves per episode, the env step
+    jitted and batched. `on_step` is called after every step (a progress bar)."""
+    params = env.default_params
+    n = keys.shape[0]
+    policy = ScedPolicy(env, n)
+    reset_keys, env_keys, _ = _split(keys)
+    obs, state = _reset(env, reset_keys, params)
+    carry = (obs, state, metrics.initial_totals(n))
+    # compile before the clock starts: one step without solves, its result discarded
+    first = jnp.int32(1)
+    hold = policy(params, state, np.zeros(n, bool))
+    jax.block_until_ready(_step(env, params, carry, first, hold, step_keys(env_keys, first)))
+    rows = []
+    seconds = 0.0
+    for t in range(1, env.config.episode_steps + 1):
+        start = time.perf_counter()
+        step = jnp.int32(t)
+        live = ~np.asarray(carry[2].terminated)
+        actions = policy(params, carry[1], live)
+        carry, row = _step(env, params, carry, step, actions, step_keys(env_keys, step))
+        jax.block_until_ready(carry)
+        seconds += time.perf_counter() - start
+        rows.append(row)
+        if on_step is not None:
+            on_step()
+    policy.warn_failures(env.config.scenario.name)
+    trace = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    return Rollout(carry[2], trace, seconds)
+
+
+# --- the evaluation ------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return f"{platform.platform()}; {cpu}; {os.cpu_count()} cores; jax {jax.default_backend()}"
+
+
+@functools.cache
+def _grid(case: str) -> Grid:
+    return load(case)
+
+
+@functools.lru_cache(maxsize=32)
+def environment(case: str, scenario: str, physics: str, episode_steps: int) -> GridEnv:
+    """The environment of a scenario, built once per process: evaluations in one process (a
+    notebook, the tests) then share its analysis and its compiled rollouts."""
+    return make(_grid(case), scenario=scenario, physics=physics, episode_steps=episode_steps)
+
+
+def evaluate_scenario(
+    env: GridEnv,
+    policy_name: str,
+    episodes: int,
+    seed: int,
+    *,
+    sced_reference: bool = True,
+    on_sced_step: Callable[[], None] | None = None,
+) -> dict:
+    """The JSON entry of one scenario (schema: `scenarios.<name>`)."""
+    keys = episode_keys(seed, episodes)
+    if policy_name == SCED:
+        rollout = run_sced(env, keys, on_sced_step)
+    else:
+        rollout = run_jax_policy(env, policy_name, keys)
+    config = env.config
+    steps, voll = config.episode_steps, config.rewards.value_of_lost_load
+    summary = metrics.summary(rollout.totals, steps, STEP_MINUTES, voll)
+    if policy_name == SCED:
+        gap = 0.0
+    elif sced_reference:
+        reference = run_sced(env, keys, on_sced_step)
+        sced_cost = metrics.summary(reference.totals, steps, STEP_MINUTES, voll)
+        gap = (summary["operating_cost_per_hour"] - sced_cost["operating_cost_per_hour"]) / (
+            sced_cost["operating_cost_per_hour"]
+        )
+    else:
+        gap = None
+    played = int(np.asarray(rollout.totals.steps_played)[0])
+    trace = metrics.trace(rollout.trace, played, STEP_MINUTES, env.default_params.grid)
+    per_episode = summary.pop("per_episode")
+    generation = summary.pop("generation_cost_per_hour")
+    return {
+        "policy": policy_name,
+        "episodes": episodes,
+        "seeds": episode_seeds(seed, episodes),
+        **summary,
+        "cost_gap_vs_sced": gap,
+        "decisions_per_second": episodes * steps / rollout.seconds,
+        "generation_cost_per_hour": generation,
+        "per_episode": per_episode,
+        "trace": trace,
+    }
+
+
+def evaluate(
+    policy: str,
+    scenarios: str | Sequence[str] = "all",
+    *,
+    episodes: int = 4,
+    seed: int = 0,
+    episode_steps: int = 288,
+    physics: str = "dc",
+    case: str = "ieee118",
+    sced_reference: bool = True,
+    progress=None,
+) -> dict:
+    """Run `policy` (a baseline name) over `episodes` seeded episodes of each scenario; the
+    evaluation document (schema in docs/evaluation.md). `progress`: a `rich.progress.Progress`
+    that gets a bar per SCED rollout."""
+    policy_name = resolve_policy(policy)
+    names = resolve_scenarios(scenarios)
+    _check_counts(episodes, seed, episode_steps, physics)
+    results = {}
+    for name in names:
+        env = environment(case, name, physics, episode_steps)
+        runs = 1 + (sced_reference and policy_name != SCED)
+        on_step = None
+        if progress is not None:
+            task = progress.add_task(f"{name}", total=runs * episode_steps)
+            on_step = lambda task=task: progress.advance(task)  # noqa: E731
+        results[name] = evaluate_scenario(
+            env, policy_name, episodes, seed, sced_reference=sced_reference, on_sced_step=on_step
+        )
+        if progress is not None:
+            progress.update(task, completed=runs * episode_steps)
+    return {
+        "format": FORMAT,
+        "gridrl_version": gridrl.__version__,
+        "policy": policy,
+        "case": case,
+        "physics": physics,
+        "episode_steps": episode_steps,
+        "step_minutes": STEP_MINUTES,
+        "seed": seed,
+        "episodes": episodes,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": _machine(),
+        "scenarios": results,
+    }
+
+
+def write_json(document: dict, path: str | Path) -> Path:
+    """Write the evaluation document; refuses NaN or infinity (the schema has none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return path
