@@ -95,6 +95,67 @@ def powerflow(args: argparse.Namespace, console: Console) -> int:
     return 0 if bool(ac.converged) else 1
 
 
+def _evaluation_table(document: dict) -> Table:
+    """One row per scenario: the interface keys of the evaluation (docs/evaluation.md)."""
+
+    def cell(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    table = Table(
+        title=f"{document['policy']} on {document['case']} ({document['physics'].upper()}): "
+        f"{document['episodes']} episodes of {document['episode_steps']} steps, "
+        f"seed {document['seed']}"
+    )
+    columns = {
+        "scenario": None,
+        "cost ($/h)": ("operating_cost_per_hour", ",.0f"),
+        "gap vs SCED": ("cost_gap_vs_sced", "+.1%"),
+        "ENS (MWh)": ("energy_not_served_mwh", ",.1f"),
+        "curtailed (MWh)": ("curtailed_mwh", ",.1f"),
+        "overload steps": ("overload_steps", ".1f"),
+        "trips": ("line_trips", ".1f"),
+        "max cascade": ("max_cascade_size", "d"),
+        "survival": ("survival_rate", ".0%"),
+        "steps survived": ("mean_steps_survived", ".0f"),
+        "N-1 secure": ("n1_secure_fraction", ".0%"),
+        "decisions/s": ("decisions_per_second", ",.0f"),
+    }
+    for title in columns:
+        table.add_column(title, justify="left" if title == "scenario" else "right")
+    for name, result in document["scenarios"].items():
+        cells = [cell(result[key], spec) for key, spec in list(columns.values())[1:]]
+        table.add_row(name, *cells)
+    return table
+
+
+def evaluate(args: argparse.Namespace, console: Console) -> int:
+    """Run a policy over seeded episodes of the scenarios; summary table and JSON."""
+    from rich.progress import Progress
+
+    from gridrl.evaluate.runner import EvaluationError, write_json
+    from gridrl.evaluate.runner import evaluate as run_evaluation
+
+    try:
+        with Progress(console=console, transient=True) as progress:
+            document = run_evaluation(
+                args.policy,
+                args.scenario,
+                episodes=args.episodes,
+                seed=args.seed,
+                episode_steps=args.episode_steps,
+                physics=args.physics,
+                sced_reference=args.sced_reference,
+                progress=progress,
+            )
+    except EvaluationError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    console.print(_evaluation_table(document))
+    if args.json is not None:
+        console.print(f"written: {write_json(document, args.json)}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridrl", description="Agents that operate real transmission grids, in JAX."
@@ -104,6 +165,21 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument("--case", default="ieee118", help="built-in name or MATPOWER .m file")
     flow.add_argument("--top", type=int, default=10, help="how many loaded branches to list")
     flow.set_defaults(handler=powerflow)
+    run = commands.add_parser("evaluate", help="run a policy over seeded episodes of scenarios")
+    run.add_argument("--policy", required=True, help="baseline name (do_nothing, sced, ...)")
+    run.add_argument("--scenario", default="all", help="scenario name, comma-separated, or all")
+    run.add_argument("--episodes", type=int, default=4, help="episodes per scenario")
+    run.add_argument("--seed", type=int, default=0, help="episode i uses fold_in(key(seed), i)")
+    run.add_argument("--episode-steps", type=int, default=288, help="5-minute steps per episode")
+    run.add_argument("--physics", default="dc", help="dc or ac")
+    run.add_argument("--json", help="write the evaluation to this JSON file")
+    run.add_argument(
+        "--no-sced-reference",
+        dest="sced_reference",
+        action="store_false",
+        help="skip running SCED on the same episodes (cost_gap_vs_sced is then null)",
+    )
+    run.set_defaults(handler=evaluate)
     return parser
 
 
