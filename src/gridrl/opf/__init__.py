@@ -1,4 +1,4 @@
-"""Optimisation baselines (numpy + HiGHS, not jitted): DC optimal power flow."""
+"""Optimisation baselines (numpy + HiGHS, not jitted): DC optimal power flow and SCED."""
 
 from gridrl.opf.costs import GenCosts, cost_per_gen, gen_costs
 from gridrl.opf.dcopf import (
@@ -10,6 +10,7 @@ from gridrl.opf.dcopf import (
     dc_opf,
 )
 from gridrl.opf.network import DcNetwork, OpfInputError, dc_network
+from gridrl.opf.sced import Sced, ScedResult
 
 __all__ = [
     "DcNetwork",
@@ -19,6 +20,8 @@ __all__ = [
     "GenCosts",
     "OpfInputError",
     "QuadraticProgram",
+    "Sced",
+    "ScedResult",
     "build_dc_opf",
     "cost_per_gen",
     "dc_network",
