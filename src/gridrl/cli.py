@@ -156,6 +156,19 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def report(args: argparse.Namespace, console: Console) -> int:
+    """Write the HTML report comparing evaluation JSONs (and a training run's learning curve)."""
+    from gridrl.evaluate.report import ReportError, write_report
+
+    try:
+        path = write_report(args.evaluations, args.out, training=args.training)
+    except ReportError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    console.print(f"written: {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridrl", description="Agents that operate real transmission grids, in JAX."
@@ -180,6 +193,11 @@ def _parser() -> argparse.ArgumentParser:
         help="skip running SCED on the same episodes (cost_gap_vs_sced is then null)",
     )
     run.set_defaults(handler=evaluate)
+    page = commands.add_parser("report", help="HTML report comparing evaluation JSONs")
+    page.add_argument("evaluations", nargs="+", help="JSONs written by gridrl evaluate --json")
+    page.add_argument("--out", default="report.html", help="the HTML file to write")
+    page.add_argument("--training", help="learning curve: CSV or JSON with step and return")
+    page.set_defaults(handler=report)
     return parser
 
 
