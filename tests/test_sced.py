@@ -8,7 +8,8 @@ import pytest
 
 from gridrl.cases import GenType, load
 from gridrl.opf import Sced, dc_opf
-from gridrl.physics import dc_power_flow
+from gridrl.opf.sced import N1_TOLERANCE_MW
+from gridrl.physics import dc_power_flow, lodf
 
 MW_ATOL = 1e-6
 OBJECTIVE_RTOL = 1e-8
@@ -164,6 +165,84 @@ def test_unit_out_of_service_is_forced_off(grid) -> None:
     assert result.success and result.pg[cheapest] == 0
 
 
+def post_contingency_excess(grid, result, contingencies, line_status=None, margin=1.0):
+    """[n_branch, n_contingency] MW above rating after each contingency (physics.lodf; a
+    contingency's own branch and islanding contingencies, whose LODF column is 0, give 0)."""
+    factors = np.asarray(lodf(grid, line_status))[:, contingencies]
+    post = result.pf[:, None] + factors * result.pf[contingencies][None, :]
+    excess = np.maximum(np.abs(post) - margin * np.asarray(grid.rate_a)[:, None], 0.0)
+    excess[contingencies, np.arange(len(contingencies))] = 0.0
+    return excess
+
+
+@pytest.fixture(scope="module")
+def loaded_branches(grid) -> np.ndarray:
+    """The 8 most loaded branches of the plain dispatch whose outage islands nothing."""
+    flows = np.abs(Sced(grid).solve(np.asarray(grid.pd), np.asarray(grid.pmax)).pf)
+    factors = np.array(lodf(grid))
+    np.fill_diagonal(factors, 0.0)
+    islanding = np.all(factors == 0, axis=0)
+    ranked = [int(k) for k in np.argsort(-flows) if not islanding[k]]
+    return np.array(ranked[:8])
+
+
+def test_n1_holds_exactly_and_costs(grid, loaded_branches) -> None:
+    pd, pmax = np.asarray(grid.pd), np.asarray(grid.pmax)
+    plain = Sced(grid).solve(pd, pmax)
+    assert post_contingency_excess(grid, plain, loaded_branches).max() > 1.0  # binds
+    secure = Sced(grid, n1_contingencies=loaded_branches).solve(pd, pmax)
+    assert secure.success, secure.status
+    assert post_contingency_excess(grid, secure, loaded_branches).max() <= N1_TOLERANCE_MW
+    assert secure.objective == pytest.approx(secure.cost, rel=1e-9)  # no penalty paid
+    assert secure.cost > plain.cost + 1.0
+
+
+def test_n1_follows_outages_and_skips_islanding(grid, loaded_branches) -> None:
+    islanding = radial_branch(grid, 111)
+    contingencies = np.r_[loaded_branches, islanding]
+    sced = Sced(grid, n1_contingencies=contingencies, cost_segments=20)
+    pd, pmax = np.asarray(grid.pd), np.asarray(grid.pmax)
+    status = np.ones(grid.n_branch, bool)
+    for out in (loaded_branches[0], loaded_branches[3]):  # also a contingency going out
+        status[out] = False
+        result = sced.solve(pd, pmax, line_status=status)
+        assert result.success and result.shed.max() < MW_ATOL
+        excess = post_contingency_excess(grid, result, contingencies, status)
+        assert excess.max() <= N1_TOLERANCE_MW
+        assert_flows_match_physics(grid, result, pd, status)
+    assert sced.solve(pd, pmax).success
+    fresh = Sced(grid, n1_contingencies=contingencies, cost_segments=20).solve(pd, pmax)
+    assert sced.solve(pd, pmax).objective == pytest.approx(fresh.objective, rel=1e-9)
+
+
+def test_n1_violation_is_paid_not_shed(grid) -> None:
+    # bus 51 (0-based) hangs on branches 67 and 68 (100 MW each, 68 via bus 52 and branch 69):
+    # with 150 MW there, losing 67 overloads 68 and 69 whatever the dispatch
+    pd = np.asarray(grid.pd).copy()
+    pd[51] = 150.0
+    contingencies = np.array([67, 68, 69])
+    sced = Sced(grid, n1_contingencies=contingencies, cost_segments=20)
+    result = sced.solve(pd, np.asarray(grid.pmax))
+    assert result.success and result.shed.max() < MW_ATOL and result.overload.max() < MW_ATOL
+    excess = post_contingency_excess(grid, result, contingencies).sum()
+    assert excess > 50.0
+    paid = result.objective - result.cost
+    assert paid == pytest.approx(sced.n1_penalty * excess, abs=sced.n1_penalty * 1e-2)
+    assert sced.n1_penalty < sced.value_of_lost_load
+
+
+def test_cost_segments_bound_the_cost_gap(grid) -> None:
+    pd, pmax = np.asarray(grid.pd), np.asarray(grid.pmax)
+    exact = Sced(grid).solve(pd, pmax)
+    poly, pmin = np.asarray(grid.cost_poly), np.asarray(grid.pmin)
+    for segments in (10, 40):
+        result = Sced(grid, cost_segments=segments).solve(pd, pmax)
+        bound = np.sum(poly[:, 0] * ((pmax - pmin) / segments / 2) ** 2)
+        assert exact.cost - 1e-6 <= result.cost <= exact.cost + bound
+        assert result.objective == pytest.approx(result.cost, rel=1e-12)
+        assert_flows_match_physics(grid, result, pd)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -191,6 +270,8 @@ def test_bad_solve_input_names_the_argument(grid, arguments, message) -> None:
         ("rating_margin", np.nan, "rating_margin"),
         ("curtailment_price", 2e4, "curtailment_price"),
         ("n1_contingencies", [999], "n1_contingencies"),
+        ("n1_contingencies", [1.5], "n1_contingencies"),
+        ("cost_segments", 0, "cost_segments"),
     ],
 )
 def test_bad_settings_name_the_setting(grid, keyword, value, message) -> None:

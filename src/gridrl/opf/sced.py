@@ -18,6 +18,25 @@ and re-solves from the previous basis.
   problem is always feasible and what cannot be avoided is reported as `overload`.
 - Islands: a bus cut off from the reference bus by outages takes no part (its angle is fixed,
   its units stop, its load is shed and reported in `shed`).
+- Preventive N-1 (`n1_contingencies`): for each listed branch k, the post-contingency flows
+  pf + LODF[:, k]·pf[k] of the other rated branches stay within their ratings, as soft rows priced
+  below the value of lost load. Rows are generated lazily: solve, add a row (and its two slacks)
+  for every pair (branch, contingency) the solution violates, re-solve, until none is violated.
+  The rows stay in the model while the topology stays, so a step usually needs one solve.
+  Contingencies that are out, or whose outage would island buses, are skipped.
+
+Speed: HiGHS's QP solver restarts from scratch on every solve (~25 ms for the plain ieee118
+DC-OPF, several times that with SCED's columns and N-1 rows), while its dual simplex restarts an LP
+from the previous basis in about a millisecond. `cost_segments=n` therefore replaces each
+quadratic cost by its piecewise-linear interpolation on n equal pieces of [pmin, pmax] (an LP);
+the dispatch then costs at most Σ c2·(Δ/2)² $/h more than the exact one (Δ = (pmax − pmin)/n),
+and `cost` is always the exact polynomial cost of the dispatch.
+
+Penalty order ($/MWh): curtailment_price < N-1 violation (0.1 × VoLL) < load shed (VoLL) < base-case
+overload (2 × VoLL). A post-contingency overload is a risk that materialises only if that outage
+happens, and the operator can still act after it (redispatch, shedding then); shedding load now to
+cover it would trade certain energy not served for a possible one. A base-case overload is real:
+protection trips the branch and may start a cascade, which sheds more than the load it saves.
 """
 
 from __future__ import annotations
@@ -31,8 +50,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from gridrl.cases.grid import BusType, Grid
-from gridrl.opf.costs import cost_per_gen
+from gridrl.cases.grid import BusType, CostModel, Grid
+from gridrl.opf.costs import cost_per_gen, gen_costs
 from gridrl.opf.dcopf import QuadraticProgram, _bus_injection_rhs, _highs_model, build_dc_opf
 from gridrl.opf.network import DcNetwork, dc_network, host_array
 from gridrl.opf.ratings import renewable
@@ -40,6 +59,9 @@ from gridrl.opf.ratings import renewable
 # Penalties per MW, as multiples of the value of lost load: a base-case overload is a real one
 # (protection trips the branch and may start a cascade), so it costs more than shedding.
 OVERLOAD_PENALTY_FACTOR = 2.0
+N1_PENALTY_FACTOR = 0.1
+# A post-contingency flow this far (MW) above its rating gets a row of its own.
+N1_TOLERANCE_MW = 1e-3
 # HiGHS's QP solver fails ("Solve error") on some steps when penalty costs reach ~1e6 per unit
 # (it warns of excessively large costs); the objective is scaled by a power of two that brings
 # the largest cost below this.
@@ -109,6 +131,39 @@ def _contingencies(branches: Sequence[int], in_service: np.ndarray) -> np.ndarra
     return array.astype(np.int64)
 
 
+def piecewise_costs(grid: Grid, segments: int) -> Grid:
+    """`grid` with each quadratic polynomial cost (c2 > 0, finite pmin < pmax) replaced by its
+    piecewise-linear interpolation on `segments` equal pieces of [pmin, pmax]; other costs stay."""
+    if not isinstance(segments, int | np.integer) or segments < 1:
+        raise ValueError(f"Sced: cost_segments must be a positive int or None, got {segments!r}")
+    poly = host_array(grid, "cost_poly")
+    pmin, pmax = host_array(grid, "pmin"), host_array(grid, "pmax")
+    model = host_array(grid, "cost_model", np.int64)
+    quadratic = (
+        (model == CostModel.POLYNOMIAL)
+        & (poly[:, 0] > 0 if poly.shape[1] >= 3 else False)
+        & np.isfinite(pmin)
+        & np.isfinite(pmax)
+        & (pmax > pmin)
+    )
+    ends = np.where(quadratic, pmin, 0.0), np.where(quadratic, pmax, 1.0)
+    mw = np.linspace(*ends, segments + 1).T  # [n_gen, segments + 1]
+    dollars = np.zeros_like(mw)
+    for coefficient in poly.T:  # Horner, highest order first
+        dollars = dollars * mw + coefficient[:, None]
+    pwl = host_array(grid, "cost_pwl")
+    n_points = max(pwl.shape[1], segments + 1)
+
+    def padded(points: np.ndarray) -> np.ndarray:  # repeating the last point, as readers do
+        return np.concatenate([points, np.repeat(points[:, -1:], n_points - points.shape[1], 1)], 1)
+
+    converted = padded(np.stack([mw, dollars], axis=-1))
+    return grid.replace(
+        cost_model=np.where(quadratic, CostModel.PIECEWISE_LINEAR, model),
+        cost_pwl=np.where(quadratic[:, None, None], converted, padded(pwl)),
+    )
+
+
 def _extended_program(
     program: QuadraticProgram, balance: slice, flow: slice, shed_cost: float, over_cost: float
 ) -> QuadraticProgram:
@@ -150,7 +205,8 @@ def _energized(network: DcNetwork, f_bus, t_bus, status: np.ndarray, ref: int) -
 
 class Sced:
     """SCED of `grid`, built and loaded into HiGHS once; call `solve` every step (see the module
-    notes for the formulation and docs/opf.md for the choices)."""
+    notes for the formulation and docs/opf.md for the choices). `cost_segments`: None solves the
+    exact costs (a QP where any is quadratic); n, quadratic costs as n linear pieces (an LP)."""
 
     def __init__(
         self,
@@ -162,20 +218,24 @@ class Sced:
         rating_margin: float = 1.0,
         n1_contingencies: Sequence[int] = (),
         time_limit: float = 10.0,
+        cost_segments: int | None = None,
     ):
         self.value_of_lost_load = _positive("value_of_lost_load", value_of_lost_load)
         self.step_minutes = _positive("step_minutes", step_minutes)
         self.rating_margin = _positive("rating_margin", rating_margin)
         time_limit = _positive("time_limit", time_limit)
         self.curtailment_price = float(curtailment_price)
-        if not 0.0 <= self.curtailment_price < self.value_of_lost_load:
-            raise ValueError(
-                "Sced: curtailment_price must be in [0, value_of_lost_load), got "
-                f"{curtailment_price!r}"
-            )
         self.overload_penalty = OVERLOAD_PENALTY_FACTOR * self.value_of_lost_load
+        self.n1_penalty = N1_PENALTY_FACTOR * self.value_of_lost_load
+        if not 0.0 <= self.curtailment_price < self.n1_penalty:
+            raise ValueError(
+                "Sced: curtailment_price must be in [0, N1_PENALTY_FACTOR × value_of_lost_load = "
+                f"{self.n1_penalty}), got {curtailment_price!r}"
+            )
         self.grid = grid
-        problem = build_dc_opf(grid)
+        priced = grid if cost_segments is None else piecewise_costs(grid, cost_segments)
+        problem = build_dc_opf(priced)
+        self._costs = gen_costs(grid, problem.network.gen_active)  # the exact ones, for `cost`
         self.contingencies = _contingencies(n1_contingencies, problem.network.branch_active)
         self.problem = problem
         base = problem.base_mva
@@ -231,6 +291,8 @@ class Sced:
         renewable_cols = self._pg_cols[self._renewable[problem.gens]]
         program.cost[renewable_cols] -= self.curtailment_price * base
         self._highs = _highs_model(program, time_limit)
+        self._base_shape = program.a.shape  # N-1 rows and their slack columns come after
+        self._n1_pairs: list[tuple[int, int]] = []  # (branch, position in contingencies)
         largest = float(np.max(np.abs(program.cost)))
         if largest > LARGEST_COST:
             exponent = -int(np.ceil(np.log2(largest / LARGEST_COST)))
@@ -240,18 +302,19 @@ class Sced:
         self._usable = network.branch_active.copy()
         self._energized = network.bus_active.copy()
         self._current = network
-        self._apply_topology(np.ones(self._n_branch, bool))
+        self._apply_topology(np.ones(self._n_branch, bool), force=True)
 
     # --- topology ---------------------------------------------------------------------------
 
-    def _apply_topology(self, line_status: np.ndarray) -> None:
+    def _apply_topology(self, line_status: np.ndarray, force: bool = False) -> None:
         """Make the model's branch coefficients and angle bounds those of `line_status` (AND the
-        case's), touching only the branches whose state changed."""
+        case's), touching only the branches whose state changed (`force`: redo the bounds and
+        outage factors even if none did)."""
         wanted = self._network.branch_active & line_status
         energized = _energized(self._network, self._f_bus, self._t_bus, wanted, self._ref)
         usable = wanted & energized[self._f_bus] & energized[self._t_bus]
         changed = np.flatnonzero(usable != self._usable)
-        if changed.size == 0 and np.array_equal(energized, self._energized):
+        if not force and changed.size == 0 and np.array_equal(energized, self._energized):
             return
         network = dc_network(self.grid.replace(branch_status=usable))
         bbus = network.bbus.toarray() / self.problem.angle_scale
@@ -286,6 +349,88 @@ class Sced:
             np.where(fixed, angle, np.inf),
         )
         self._usable, self._energized, self._current = usable, energized, network
+        self._bf = bf
+        self._reset_contingencies()
+
+    def _reset_contingencies(self) -> None:
+        """Drop the N-1 rows of the previous topology; outage factors for the current one."""
+        if self._n1_pairs:
+            n_row, n_col = self._base_shape
+            rows = np.arange(n_row, self._highs.getNumRow(), dtype=np.int32)
+            cols = np.arange(n_col, self._highs.getNumCol(), dtype=np.int32)
+            self._highs.deleteRows(len(rows), rows)
+            self._highs.deleteCols(len(cols), cols)
+            self._n1_pairs = []
+        self._n1_set: set[tuple[int, int]] = set()
+        if self.contingencies.size:
+            self._lodf, self._n1_valid = self._outage_factors()
+
+    def _outage_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(LODF [n_branch, n_contingency], valid [n_contingency]) of the current topology;
+        invalid (zero) columns for contingencies out of service or islanding."""
+        branches, usable = self.contingencies, self._usable
+        valid = usable[branches].copy()
+        for position in np.flatnonzero(valid):
+            without = usable.copy()
+            without[branches[position]] = False
+            energized = _energized(self._network, self._f_bus, self._t_bus, without, self._ref)
+            valid[position] = np.array_equal(energized, self._energized)
+        keep = self._energized.copy()
+        keep[self._ref] = False
+        buses = np.flatnonzero(keep)
+        bbus = self._current.bbus.toarray()
+        reactance = np.zeros((self._n_bus, self._n_bus))
+        reactance[np.ix_(buses, buses)] = np.linalg.inv(bbus[np.ix_(buses, buses)])
+        # transfer[l, j]: flow on l per unit sent from the from to the to end of contingency j
+        angles = reactance[:, self._f_bus[branches]] - reactance[:, self._t_bus[branches]]
+        transfer = self._current.bf @ angles
+        self_share = transfer[branches, np.arange(len(branches))]
+        lodf = np.where(valid, transfer / np.where(valid, 1.0 - self_share, 1.0), 0.0)
+        return lodf, valid
+
+    def _add_violated_pairs(self, x: np.ndarray) -> bool:
+        """Add a soft N-1 row for every (branch, contingency) that `x` violates and that has
+        none yet; False when there is none."""
+        branches = self.contingencies
+        pf = self._current.bf @ (x[self._va_cols] / self.problem.angle_scale) + self._current.pfinj
+        post = pf[:, None] + self._lodf * pf[branches][None, :]  # p.u.
+        limit = np.full(self._n_branch, np.inf)
+        limit[self._rated] = np.where(self._usable[self._rated], self._limit, np.inf)
+        over = np.abs(post) - limit[:, None] > N1_TOLERANCE_MW / self._base
+        over &= self._n1_valid[None, :]
+        over[branches, np.arange(len(branches))] = False
+        pairs = [pair for pair in zip(*np.nonzero(over), strict=True) if pair not in self._n1_set]
+        if not pairs:
+            return False
+        highs, n = self._highs, len(pairs)
+        first_col = highs.getNumCol()
+        cost = np.full(2 * n, self.n1_penalty * self._base)
+        empty = np.zeros(0, np.int32)
+        highs.addCols(2 * n, cost, np.zeros(2 * n), np.full(2 * n, np.inf), 0, empty, empty, [])
+        starts, indices, values, lower, upper = [], [], [], [], []
+        for i, (branch, position) in enumerate(pairs):
+            outage = branches[position]
+            factor = self._lodf[branch, position]
+            row = self._bf[branch] + factor * self._bf[outage]
+            columns = np.flatnonzero(row)
+            starts.append(len(indices))
+            indices += [*self._va_cols[columns], first_col + i, first_col + n + i]
+            values += [*row[columns], -1.0, 1.0]
+            shift = self._current.pfinj[branch] + factor * self._current.pfinj[outage]
+            lower.append(-limit[branch] - shift)
+            upper.append(limit[branch] - shift)
+        highs.addRows(
+            n,
+            np.array(lower),
+            np.array(upper),
+            len(indices),
+            np.array(starts, np.int32),
+            np.array(indices, np.int32),
+            np.array(values),
+        )
+        self._n1_pairs += pairs
+        self._n1_set.update(pairs)
+        return True
 
     # --- bounds of one step -----------------------------------------------------------------
 
@@ -334,17 +479,26 @@ class Sced:
         highs.changeColsBounds(len(sheddable), self._shed_cols, np.zeros(self._n_bus), sheddable)
 
         start = time.perf_counter()
+        status, x = self._run()
+        while status is None and self.contingencies.size and self._add_violated_pairs(x):
+            status, x = self._run()
+        elapsed = time.perf_counter() - start
+        if status is not None:
+            return self._failure(status, elapsed)
+        return self._result(x, pd, available, on, elapsed)
+
+    def _run(self) -> tuple[str | None, np.ndarray]:
+        """(None, x) after an optimal solve, else (HiGHS's status, zeros)."""
+        highs = self._highs
         highs.run()
-        status = highs.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             highs.clearSolver()  # a failed warm start: retry once from scratch
             highs.run()
-            status = highs.getModelStatus()
-        elapsed = time.perf_counter() - start
+        status = highs.getModelStatus()
         x = np.asarray(highs.getSolution().col_value)
         if status != highspy.HighsModelStatus.kOptimal or not np.all(np.isfinite(x)):
-            return self._failure(highs.modelStatusToString(status), elapsed)
-        return self._result(x, pd, available, on, elapsed)
+            return highs.modelStatusToString(status), np.zeros(0)
+        return None, x
 
     def _failure(self, status: str, elapsed: float) -> ScedResult:
         return ScedResult(
@@ -374,12 +528,14 @@ class Sced:
         )
         overload = np.zeros(self._n_branch)
         overload[self._rated] = (x[self._up_cols] + x[self._down_cols]) * base
-        cost = float(np.sum(np.where(on, cost_per_gen(problem.costs, pg), 0.0)))
+        n1_overload = float(np.sum(x[self._base_shape[1] :])) * base
+        cost = float(np.sum(np.where(on, cost_per_gen(self._costs, pg), 0.0)))
         objective = (
             cost
             + self.value_of_lost_load * float(shed.sum())
             + self.curtailment_price * float(curtailed.sum())
             + self.overload_penalty * float(overload.sum())
+            + self.n1_penalty * n1_overload
         )
         return ScedResult(
             success=True,
