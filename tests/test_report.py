@@ -338,7 +338,12 @@ def test_missing_files_and_mixed_cases_are_clear_errors(tmp_path, grid):
 def test_null_values_and_an_episode_that_ended_at_once(tmp_path, grid):
     """null (undefined) trace values leave gaps, never a NaN in the page; an empty trace (the
     runner's worst: null) is said, not drawn."""
-    gappy = _broken(lambda d: _trace(d)["demand_mw"].__setitem__(1, None))
+
+    def leave_gaps(document: dict) -> None:
+        _trace(document)["demand_mw"][1] = None
+        _trace(document)["worst"]["loading"][3] = None
+
+    gappy = _broken(leave_gaps)
     ended = synthetic_evaluation("do_nothing", ["normal"], steps=4)
     trace = ended["scenarios"]["normal"]["trace"]
     trace.update({key: [] for key in ("time_h", *TRACE_SERIES)})

@@ -465,7 +465,7 @@ tr.extra th, tr.extra td { color: #57606a; }
 .warning { background: #fff4d6; border: 1px solid #e3b341; padding: 8px 12px; }
 .note { color: #57606a; font-size: 0.9em; }
 nav a { margin-right: 14px; }
-img { width: 100%; }
+img { max-width: 100%; }
 .tabs > input { position: absolute; opacity: 0; }
 .tabs > label { display: inline-block; padding: 4px 14px; border: 1px solid #d0d7de;
                 border-bottom: none; border-radius: 6px 6px 0 0; cursor: pointer;
