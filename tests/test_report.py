@@ -241,6 +241,12 @@ def test_learning_curves_from_a_csv(report, training_csv):
     assert '<h2 id="training">' in report
 
 
+def test_a_spreadsheet_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("\ufeffstep, return\n5, 1.5\n", encoding="utf-8")
+    np.testing.assert_array_equal(read_training_log(path)["return"], [1.5])
+
+
 def test_learning_curves_from_json(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(json.dumps({"step": [0, 10], "return": [1.5, 2.5], "loss": [None, 0.1]}))
@@ -253,7 +259,7 @@ def test_learning_curves_from_json(tmp_path):
     ("text", "message"),
     [
         ("step,loss\n0,1\n", "'return'"),
-        ("step,return\n0,abc\n", "row 1, 'return': 'abc' is not a number"),
+        ("step,return\n0,abc\n", "entry 1 of column 'return': 'abc' is not a number"),
         ("step,return\n0,\n", "every 'return' must be a number"),
         ("step,return\n", "no rows"),
         ("step,return\n0,1,2\n", "line 2 has 3 fields"),
@@ -302,6 +308,7 @@ def _trace(document: dict) -> dict:
         ),
         (_broken(lambda d: d.pop("format")), "format is None"),
         (_broken(lambda d: d.pop("case")), "lacks the key 'case'"),
+        (_broken(lambda d: d.update(episode_steps="288")), "episode_steps must be a number"),
         (_broken(lambda d: _run(d).pop("survival_rate")), "lacks the key 'survival_rate'"),
         (_broken(lambda d: _run(d).update(line_trips="2")), "line_trips must be a number"),
         (_broken(lambda d: _trace(d)["wind_mw"].pop()), "trace.wind_mw has 3 values, not 4"),

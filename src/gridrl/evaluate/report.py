@@ -111,7 +111,8 @@ TRACE_SERIES = (
     "energy_not_served_mw",
     "max_loading",
 )
-TOP_FILE_KEYS = ("policy", "case", "physics", "episode_steps", "step_minutes", "seed", "episodes")
+TEXT_FILE_KEYS = ("policy", "case", "physics")
+NUMBER_FILE_KEYS = ("episode_steps", "step_minutes", "seed", "episodes")
 
 
 # ---- reading and checking the inputs ------------------------------------------------------------
@@ -210,8 +211,13 @@ def check_evaluation(data: Any, source: str = "evaluation") -> dict[str, Any]:
         source,
         f"not a gridrl evaluation: format is {found!r}, expected {EVALUATION_FORMAT!r}",
     )
-    for key in TOP_FILE_KEYS:
+    for key in TEXT_FILE_KEYS + NUMBER_FILE_KEYS:
         _require(key in data, source, f"lacks the key {key!r}")
+    for key in TEXT_FILE_KEYS:
+        _require(isinstance(data[key], str), source, f"{key} must be a string")
+    for key in NUMBER_FILE_KEYS:
+        _require(_is_number(data[key]), source, f"{key} must be a number")
+    _require(data["step_minutes"] > 0, source, "step_minutes must be positive")
     scenarios = data.get("scenarios")
     _require(
         isinstance(scenarios, Mapping) and len(scenarios) > 0,
@@ -229,8 +235,8 @@ def read_evaluation(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{path}: no such evaluation file")
     try:
-        data = json.loads(path.read_text(), parse_constant=_reject_constant)
-    except json.JSONDecodeError as error:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ReportError(f"{path}: not valid JSON ({error})") from None
     except ReportError as error:
         raise ReportError(f"{path}: {error}") from None
@@ -255,9 +261,8 @@ def _training_columns(raw: Mapping[str, Sequence[Any]], source: str) -> dict[str
             try:
                 parsed.append(float(value))
             except (TypeError, ValueError):
-                raise ReportError(
-                    f"{source}: row {row}, {key!r}: {value!r} is not a number"
-                ) from None
+                message = f"entry {row} of column {key!r}: {value!r} is not a number"
+                raise ReportError(f"{source}: {message}") from None
         columns[key] = np.array(parsed)
     for key in ("step", "return"):
         _require(bool(np.all(np.isfinite(columns[key]))), source, f"every {key!r} must be a number")
@@ -273,8 +278,8 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ReportError(f"{path}: no such training log")
     if path.suffix.lower() == ".json":
         try:
-            raw = json.loads(path.read_text(), parse_constant=lambda name: None)
-        except json.JSONDecodeError as error:
+            raw = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda name: None)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ReportError(f"{path}: not valid JSON ({error})") from None
         _require(
             isinstance(raw, Mapping) and all(isinstance(v, list) for v in raw.values()),
@@ -282,7 +287,7 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
             'a JSON training log is an object of lists: {"step": [...], "return": [...]}',
         )
         return _training_columns(raw, str(path))
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets' BOM
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         rows = [row for row in reader if row]
