@@ -116,7 +116,7 @@ def episode_seeds(seed: int, n_episodes: int) -> list[int]:
     return [seed * SEED_STRIDE + i for i in range(n_episodes)]
 
 
-def _split(keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def episode_streams(keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(reset, env-step, policy) keys per episode: the env's randomness never depends on how
     much randomness a policy draws, so every policy meets the same episodes."""
     parts = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
@@ -131,6 +131,8 @@ def step_keys(base: jax.Array, step: jax.Array) -> jax.Array:
 def _advance(env: GridEnv, params: EnvParams, carry, step: jax.Array, actions, keys):
     """One batched env step; metrics accumulated; terminated episodes frozen."""
     obs, state, totals = carry
+    # in the env's precision: a float64 action (x64 on) would promote the whole state
+    actions = {agent: a.astype(params.grid.pd.dtype) for agent, a in actions.items()}
     new_obs, new_state, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
         keys, state, actions, params
     )
@@ -162,7 +164,7 @@ def jax_rollout(env: GridEnv, policy_name: str, keys: jax.Array, params: EnvPara
     """(Totals, trace rows) of the baseline `policy_name` over a batch of episodes (one per
     key), `env.config.episode_steps` steps each. Jitted once per (env, policy)."""
     act = jax.vmap(heuristic(policy_name, env), in_axes=(0, 0, 0, None))
-    reset_keys, env_keys, policy_keys = _split(keys)
+    reset_keys, env_keys, policy_keys = episode_streams(keys)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
 
     def body(carry, step):
@@ -199,7 +201,7 @@ def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None =
     params = env.default_params
     n = keys.shape[0]
     policy = ScedPolicy(env, n)
-    reset_keys, env_keys, _ = _split(keys)
+    reset_keys, env_keys, _ = episode_streams(keys)
     obs, state = _reset(env, reset_keys, params)
     carry = (obs, state, metrics.initial_totals(n))
     # compile before the clock starts: one step without solves, its result discarded
