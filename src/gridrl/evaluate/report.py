@@ -316,6 +316,11 @@ def _svg(figure: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _dots(points: int) -> dict[str, Any]:
+    """Line style that marks each point where there are few (a lone point draws no line)."""
+    return {"marker": ".", "markersize": 6} if points < 50 else {}
+
+
 def _policy_colors(count: int) -> list[tuple[float, ...]]:
     palette = colormaps["tab10"].colors
     return [palette[i % len(palette)] for i in range(count)]
@@ -357,22 +362,24 @@ def trace_figure(trace: Mapping, policy: str, episode_steps: int, step_minutes: 
     hours = np.asarray(trace["time_h"], float)
     # null (undefined) values become NaN: gaps in the lines
     series = {key: np.asarray(trace[key], float) for key in TRACE_SERIES}
-    power.plot(hours, series["demand_mw"], color="black", label="demand")
+    dots = _dots(len(hours))
+    power.plot(hours, series["demand_mw"], color="black", label="demand", **dots)
     power.plot(hours, series["renewable_available_mw"], color="0.5", ls="--",
-               label="renewables available")  # fmt: skip
-    power.plot(hours, series["wind_mw"], color="tab:blue", label="wind")
-    power.plot(hours, series["solar_mw"], color="tab:orange", label="solar")
+               label="renewables available", **dots)  # fmt: skip
+    power.plot(hours, series["wind_mw"], color="tab:blue", label="wind", **dots)
+    power.plot(hours, series["solar_mw"], color="tab:orange", label="solar", **dots)
     unserved = np.nan_to_num(series["energy_not_served_mw"])
     power.fill_between(hours, 0, unserved, color="tab:red", alpha=0.5, label="not served")
     power.set_ylabel("MW")
     power.set_title(f"{policy}: episode {trace.get('episode', 0)}, {len(hours)} of "
                     f"{episode_steps} steps survived", fontsize=11)  # fmt: skip
-    cost.plot(hours, series["generation_cost_per_hour"], color="tab:green", label="generation")
+    cost.plot(hours, series["generation_cost_per_hour"], color="tab:green", label="generation",
+              **dots)  # fmt: skip
     cost.set_ylabel("cost ($/h)")
     top = trace["top_branches"]
     for label, row, color in zip(top["label"], top["loading"], BRANCH_COLORS, strict=False):
-        loading.plot(hours, 100 * np.asarray(row, float), lw=1.2, color=color, label=label)
-    loading.plot(hours, 100 * series["max_loading"], color="black", lw=0.9,
+        loading.plot(hours, 100 * np.asarray(row, float), lw=1.2, color=color, label=label, **dots)
+    loading.plot(hours, 100 * series["max_loading"], color="black", lw=0.9, **dots,
                  ls=":", label="max, all branches")  # fmt: skip
     loading.axhline(100, color="tab:red", lw=1.0, ls="--", label="rating")
     worst_h = trace["worst"]["time_h"]
@@ -440,9 +447,7 @@ def learning_curves_figure(log: Mapping[str, np.ndarray]) -> str:
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for ax, name in zip(axes, names, strict=False):
         present = np.isfinite(log[name])
-        ax.plot(
-            log["step"][present], log[name][present], marker="." if present.sum() < 50 else None
-        )
+        ax.plot(log["step"][present], log[name][present], **_dots(int(present.sum())))
         ax.set_title("mean episode return" if name == "return" else name, fontsize=10)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
