@@ -10,10 +10,12 @@ How it is fast: the reference bus (and any bus the base topology leaves de-energ
 decoupled from the nodal matrix, B_g = M·B·M + (I − M), so B_g is nonsingular and its inverse X
 is computed once per grid (`dc_model`). With all branches in, angles are one matrix product
 P·X for the whole batch, and flows another. A sample with at most K branches out differs from
-B_g by a rank-K update, solved with the Woodbury identity in O(n·K) per sample beyond those two
-products (`max_outages=K`). Islands are found from a spanning tree of the base topology
-(`islands.islands_after_outages`); each island keeps one of its removed branches in the matrix
-(so it stays nonsingular) and has its injections zeroed (so that branch carries nothing).
+B_g by a rank-K update, solved with the Woodbury identity in branch space (`max_outages=K`):
+one product with X·Aᵀ (the angle difference across each branch per unit injection) for the
+whole batch gives the base flows, then gathers of 2K rows per sample correct them. Islands
+are found from a spanning tree of the base topology (`islands.islands_after_outages`); each
+island keeps one of its removed branches in the matrix (so it stays nonsingular) and has its
+injections zeroed (so that branch carries nothing).
 
 De-energised buses (cut off from the reference bus, even with generators: gridrl has no island
 frequency control) get angle 0, their load counts as lost, their generators produce nothing, and
@@ -53,6 +55,9 @@ class DCModel:
     energized: Array  # bool [n_bus]: buses energised in the base topology
     flow_matrix: Array  # (b·Cft)ᵀ [n_bus, n_branch]: from-end flows per unit of angle
     inverse: Array  # X = B_g⁻¹ [n_bus, n_bus], symmetric
+    # A: branch-bus incidence, e_f − e_t per branch with the grounded buses' entries zeroed
+    branch_angles: Array  # X·Aᵀ [n_bus, n_branch]: angle difference across each branch per p.u.
+    branch_gram: Array  # A·X·Aᵀ [n_branch, n_branch], symmetric
     shift_buses: Array  # Pbusinj of the base topology, p.u. [n_bus]
     tree: islands.RefTree  # spanning tree of the base topology, for islands after outages
     base_mva: float = struct.field(pytree_node=False, default=100.0)
@@ -142,6 +147,8 @@ def _build_model(grid: Grid) -> DCModel:
             )
         ).T,
         inverse=jnp.zeros((grid.n_bus, grid.n_bus), dtype),
+        branch_angles=jnp.zeros((grid.n_bus, grid.n_branch), dtype),
+        branch_gram=jnp.zeros((grid.n_branch, grid.n_branch), dtype),
         shift_buses=jnp.zeros(grid.n_bus, dtype),
         tree=islands.ref_tree(f_bus, t_bus, usable, ref, grid.n_bus),
         base_mva=float(grid.base_mva),
@@ -149,7 +156,16 @@ def _build_model(grid: Grid) -> DCModel:
     inverse = jnp.linalg.inv(grounded_matrix(partial_model, usable, energized))
     inverse = 0.5 * (inverse + inverse.T)
     shift_buses = _bus_shift_injection(partial_model, usable)
-    return partial_model.replace(inverse=inverse, shift_buses=shift_buses)
+    # incidence columns gathered, not multiplied: sparse, and exact in any precision
+    keep = (energized & (jnp.arange(grid.n_bus) != ref)).astype(dtype)
+    branch_angles = inverse[:, f_bus] * keep[f_bus] - inverse[:, t_bus] * keep[t_bus]
+    gram = branch_angles[f_bus] * keep[f_bus, None] - branch_angles[t_bus] * keep[t_bus, None]
+    return partial_model.replace(
+        inverse=inverse,
+        shift_buses=shift_buses,
+        branch_angles=branch_angles,
+        branch_gram=0.5 * (gram + gram.T),
+    )
 
 
 def _check_grid(grid: Grid) -> None:
@@ -223,21 +239,20 @@ def dc_power_flow(
 def _solve(
     model: DCModel, line_status, pd: Array, pg: Array, max_outages: int | None, fallback: bool
 ) -> DCResult:
-    injection = _injection(model, pd, pg)
     if line_status is None:
+        injection = _injection(model, pd, pg)
         angles = (injection - model.shift_buses) @ model.inverse
         return _result(model, angles, model.energized, model.usable, pd, injection)
     usable = model.usable & line_status
     if max_outages is None:
-        return _dense(model, usable, pd, injection)
+        return _dense(model, usable, pd, pg)
     branch = first_true(model.usable & ~usable, max_outages + 1)
-    valid = branch < model.n_branch
     if not fallback:
-        return _low_rank(model, usable, pd, injection, branch[..., :-1], valid[..., :-1])
+        return low_rank_flow(model, _outages(model, usable, branch[..., :-1]), pd, pg)
     return jax.lax.cond(
-        jnp.any(valid[..., -1]),  # some sample has more than max_outages branches out
-        lambda: _dense(model, usable, pd, injection),
-        lambda: _low_rank(model, usable, pd, injection, branch[..., :-1], valid[..., :-1]),
+        jnp.any(branch[..., -1] < model.n_branch),  # some sample has more than max_outages out
+        lambda: _dense(model, usable, pd, pg),
+        lambda: low_rank_flow(model, _outages(model, usable, branch[..., :-1]), pd, pg),
     )
 
 
@@ -259,8 +274,9 @@ def _injection(model: DCModel, pd: Array, pg: Array) -> Array:
     return (pg @ model.gen_matrix - pd - model.gs) / model.base_mva
 
 
-def _dense(model: DCModel, usable: Array, pd: Array, injection: Array) -> DCResult:
+def _dense(model: DCModel, usable: Array, pd: Array, pg: Array) -> DCResult:
     """Any topology: energised buses by propagation, then one dense solve per sample."""
+    injection = _injection(model, pd, pg)
     energized = islands.reachable(model.f_bus, model.t_bus, usable, model.ref, model.n_bus)
     rhs = injection - _bus_shift_injection(model, usable)
     matrix = grounded_matrix(model, usable, energized)
@@ -268,70 +284,105 @@ def _dense(model: DCModel, usable: Array, pd: Array, injection: Array) -> DCResu
     return _result(model, angles, energized, usable, pd, injection)
 
 
-def _low_rank(
-    model: DCModel, usable: Array, pd: Array, injection: Array, branch: Array, valid: Array
-) -> DCResult:
-    """Base branches `branch` [..., K] (where `valid`) out: Woodbury update of the inverse."""
+@struct.dataclass
+class Outages:
+    """A topology as at most K base branches out, in the form the low-rank solver uses."""
+
+    usable: Array  # bool [..., n_branch]: branches in service
+    branch: Array  # int [..., K]: the base branches out (0 in unused slots)
+    valid: Array  # bool [..., K]: used slots
+    coeff: Array  # [..., K]: −b of each removed branch; 0 in unused slots and for the one
+    #   removed branch per island that stays in the matrix (islands_after_outages)
+    energized: Array  # bool [..., n_bus]
+
+
+def outages(model: DCModel, line_status: Array, max_outages: int) -> Outages:
+    """The topology `line_status` [..., n_branch] for `low_rank_flow`, for callers that bound the
+    number of branches out themselves: beyond `max_outages`, only the first ones count."""
+    usable = model.usable & line_status
+    return _outages(model, usable, first_true(model.usable & ~usable, max_outages))
+
+
+def _outages(model: DCModel, usable: Array, branch: Array) -> Outages:
+    valid = branch < model.n_branch
     branch = jnp.where(valid, branch, 0)
     energized, reconnect = islands.islands_after_outages(
         model.tree, model.energized, model.f_bus, model.t_bus, branch, valid
     )
-    # each removed branch is a column w·(e_f − e_t) with coefficient −b; one branch per island
-    # stays in (coefficient 0) so that the matrix stays nonsingular, the island's injections
-    # zeroed so that it carries nothing. Any order of the columns then has nonsingular leading
-    # minors (each subset of removals leaves the grid connected), so no pivoting is needed.
-    dtype = injection.dtype
-    keep = (model.energized & (jnp.arange(model.n_bus) != model.ref)).astype(dtype)
-    p, q = model.f_bus[branch], model.t_bus[branch]
-    w_p, w_q = keep[p], -keep[q]
     coeff = -jnp.where(valid & ~reconnect, model.susceptance[branch], 0.0)
-    # right-hand side: live injections less the shifters still in service
-    removed_shift = jnp.where(valid, model.shift_injection[branch], 0.0)
-    restored = islands.scatter_add(
-        model.n_bus,
-        jnp.concatenate([p, q], -1),
-        jnp.concatenate([removed_shift, -removed_shift], -1),
+    return Outages(usable=usable, branch=branch, valid=valid, coeff=coeff, energized=energized)
+
+
+def capacitance_weights(model: DCModel, out: Outages, rhs: Array) -> Array:
+    """Woodbury weights [..., K, C] for right-hand sides `rhs` [..., K, C] given in branch space
+    (A·X·r at the removed branches): the update's columns are the removed branches' rows of A,
+    so its gram A·X·Aᵀ is a gather from the model. Any order of the columns has nonsingular
+    leading minors (each subset of removals leaves the grid connected, one branch per island
+    staying in), so the K×K system is solved without pivoting, unrolled and batch-last."""
+    gram = model.branch_gram[out.branch[..., :, None], out.branch[..., None, :]]
+    k = out.branch.shape[-1]
+    capacitance = jnp.eye(k, dtype=gram.dtype) + out.coeff[..., :, None] * gram
+    matrix = jnp.moveaxis(capacitance, (-2, -1), (0, 1))[..., None]  # [K, K, ..., 1]
+    scaled = jnp.moveaxis(out.coeff[..., None] * rhs, -2, 0)  # [K, ..., C]
+    return jnp.moveaxis(solve_unpivoted(matrix, scaled), 0, -2)
+
+
+def low_rank_flow(model: DCModel, out: Outages, pd: Array, pg: Array) -> DCResult:
+    """The power flow of the topology `out` (loads `pd`, dispatch `pg` in MW, as in
+    `dc_power_flow`) by a rank-K update of the base, worked in branch space: one product with
+    X·Aᵀ for the whole batch, then gathers of 2K rows per sample.
+
+    Each removed branch is a column of Aᵀ with coefficient −b (one per island stays in, with
+    coefficient 0 and the island's injections zeroed, so it carries nothing). Removing a phase
+    shifter also removes its injections: they are put back at the removed branches' live ends.
+    """
+    injection = _injection(model, pd, pg)
+    dtype = injection.dtype
+    n_bus = model.n_bus
+    energized = out.energized
+    p, q = model.f_bus[out.branch], model.t_bus[out.branch]
+    live = energized.astype(dtype)
+    shift = jnp.where(out.valid, model.shift_injection[out.branch], 0.0)
+    ends = jnp.concatenate([p, q], -1)  # [..., 2K]
+    restored = jnp.concatenate(
+        [shift * jnp.take_along_axis(live, p, -1), -shift * jnp.take_along_axis(live, q, -1)], -1
     )
-    rhs = jnp.where(energized, injection - model.shift_buses + restored, 0.0)
-    base = rhs @ model.inverse
-    u_base = w_p * jnp.take_along_axis(base, p, -1) + w_q * jnp.take_along_axis(base, q, -1)
-    weights = _capacitance_weights(model.inverse, p, q, w_p, w_q, coeff, u_base)
-    spread = islands.scatter_add(
-        model.n_bus,
-        jnp.concatenate([p, q], -1),
-        jnp.concatenate([w_p * weights, w_q * weights], -1),
+    rhs = jnp.where(energized, injection - model.shift_buses, 0.0)
+    across = rhs @ model.branch_angles  # [..., n_branch] angle differences, base topology
+    at_removed = model.branch_angles[ends[..., :, None], out.branch[..., None, :]]  # [..., 2K, K]
+    u_base = jnp.take_along_axis(across, out.branch, -1) + jnp.sum(
+        restored[..., :, None] * at_removed, -2
     )
-    angles = base - spread @ model.inverse
-    return _result(model, angles, energized, usable, pd, injection)
-
-
-def _capacitance_weights(
-    inverse: Array, p: Array, q: Array, w_p: Array, w_q: Array, coeff: Array, u_base: Array
-) -> Array:
-    """Woodbury weights [..., m] for two-point columns, worked batch-last (see solve_unpivoted)."""
-    p, q, w_p, w_q, coeff, u_base = (
-        jnp.moveaxis(a, -1, 0) for a in (p, q, w_p, w_q, coeff, u_base)
-    )
-
-    def part(w_row: Array, rows: Array, w_col: Array, cols: Array) -> Array:
-        return w_row[:, None] * w_col[None, :] * inverse[rows[:, None], cols[None, :]]
-
-    gram = part(w_p, p, w_p, p) + part(w_p, p, w_q, q) + part(w_q, q, w_p, p) + part(w_q, q, w_q, q)
-    m = coeff.shape[0]
-    eye = jnp.eye(m, dtype=gram.dtype).reshape(m, m, *([1] * (gram.ndim - 2)))
-    weights = solve_unpivoted(eye + coeff[:, None] * gram, coeff * u_base)
-    return jnp.moveaxis(weights, 0, -1)
+    weights = capacitance_weights(model, out, u_base[..., None])[..., 0]
+    # both corrections as multiples of the rows of X·Aᵀ at the removed branches' ends
+    keep = (model.energized & (jnp.arange(n_bus) != model.ref)).astype(dtype)
+    w_p, w_q = keep[p], -keep[q]
+    factor = restored - jnp.concatenate([w_p * weights, w_q * weights], -1)
+    rows = model.branch_angles[ends]  # [..., 2K, n_branch]
+    across = across + jnp.sum(factor[..., :, None] * rows, -2)
+    flow = model.susceptance * across + model.shift_injection
+    # angles only for callers that read them (XLA drops this where they are unused)
+    angles = rhs @ model.inverse + jnp.sum(factor[..., :, None] * model.inverse[ends], -2)
+    return _result(model, angles, energized, out.usable, pd, injection, flow)
 
 
 def _result(
-    model: DCModel, angles: Array, energized: Array, usable: Array, pd: Array, injection: Array
+    model: DCModel,
+    angles: Array,
+    energized: Array,
+    usable: Array,
+    pd: Array,
+    injection: Array,
+    flow: Array | None = None,
 ) -> DCResult:
-    """Mask dead buses and branches, add the reference angle, balance at the reference bus."""
+    """Mask dead buses and branches, add the reference angle, balance at the reference bus.
+    `flow` (p.u., from end) when the caller has it, else from the angles."""
     live = energized & (jnp.arange(model.n_bus) != model.ref)
     angles = jnp.where(live, angles, 0.0)
     # flows from angles relative to the reference bus: adding its angle first costs float32 digits
     carries = usable & energized[..., model.f_bus]
-    flow = angles @ model.flow_matrix + model.shift_injection
+    if flow is None:
+        flow = angles @ model.flow_matrix + model.shift_injection
     pf = jnp.where(carries, flow, 0.0) * model.base_mva
     va = jnp.where(energized, angles + model.va_ref, 0.0)
     p_bus = jnp.where(live, injection, 0.0) * model.base_mva

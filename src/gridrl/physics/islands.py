@@ -214,8 +214,9 @@ def islands_after_outages(
     # a dead piece is its subtree less its children's: weight each subtree by own − parent state
     dead = jnp.concatenate([jnp.zeros_like(islanded[..., :1]), islanded], -1).astype(jnp.float32)
     weight = dead[..., 1:] - jnp.take_along_axis(dead, parent, -1)
-    marks = scatter_add(base_energized.shape[-1], cut, weight * real)
-    dead_bus = marks @ tree.descendants.astype(jnp.float32) > 0.5
+    # the cuts' subtree rows, gathered: K rows per sample, not a product with all n_bus rows
+    subtrees = tree.descendants[cut].astype(jnp.float32)  # [..., K, n_bus]
+    dead_bus = jnp.sum((weight * real)[..., :, None] * subtrees, axis=-2) > 0.5
     return base_energized & ~dead_bus, _shallowest_of_each_island(joined, islanded, tree.depth[cut])
 
 
@@ -232,19 +233,7 @@ def _shallowest_of_each_island(joined: Array, islanded: Array, depth: Array) -> 
 
 
 def _small_matmul(a: Array, b: Array) -> Array:
-    """Batched product of tiny matrices as a fused broadcast-and-sum (XLA's CPU batched dot
-    is slow for a few rows per batch element)."""
-    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
-
-
-def scatter_add(size: int, index: Array, values: Array) -> Array:
-    """[..., size] zeros with `values` [..., m] added at `index` [..., m], per batch element."""
-    batch = index.shape[:-1]
-    flat_index = index.reshape(-1, index.shape[-1])
-    rows = jnp.arange(flat_index.shape[0])[:, None]
-    flat = (
-        jnp.zeros((flat_index.shape[0], size), values.dtype)
-        .at[rows, flat_index]
-        .add(values.reshape(flat_index.shape))
-    )
-    return flat.reshape(*batch, size)
+    """Batched product of tiny matrices as an unrolled sum of outer products: elementwise, so
+    XLA fuses it (its CPU batched dot, and a broadcast-and-reduce it turns into one, are slow
+    for a few rows per batch element)."""
+    return sum(a[..., :, j, None] * b[..., None, j, :] for j in range(a.shape[-1]))
