@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/powerflow.py
 	$(BIN)/python benchmarks/env.py
+	$(BIN)/python benchmarks/sced.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

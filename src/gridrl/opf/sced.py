@@ -66,6 +66,10 @@ N1_TOLERANCE_MW = 1e-3
 # (it warns of excessively large costs); the objective is scaled by a power of two that brings
 # the largest cost below this.
 LARGEST_COST = 1e5
+# HiGHS's QP solver sometimes ends "optimal" with a residual of ~3e-5 p.u. on one row, which HiGHS
+# then reports as a solve error against its 1e-7 tolerance; a failed solve is retried once from
+# scratch with this primal feasibility tolerance (p.u., i.e. 0.01 MW on a 100 MVA base).
+RETRY_FEASIBILITY_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,11 @@ class Sced:
         self._current = network
         self._apply_topology(np.ones(self._n_branch, bool), force=True)
 
+    @property
+    def n1_rows(self) -> int:
+        """N-1 rows in the model now (they persist until the topology changes)."""
+        return len(self._n1_pairs)
+
     # --- topology ---------------------------------------------------------------------------
 
     def _apply_topology(self, line_status: np.ndarray, force: bool = False) -> None:
@@ -492,8 +501,11 @@ class Sced:
         highs = self._highs
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            highs.clearSolver()  # a failed warm start: retry once from scratch
+            _, tolerance = highs.getOptionValue("primal_feasibility_tolerance")
+            highs.clearSolver()
+            highs.setOptionValue("primal_feasibility_tolerance", RETRY_FEASIBILITY_TOLERANCE)
             highs.run()
+            highs.setOptionValue("primal_feasibility_tolerance", tolerance)
         status = highs.getModelStatus()
         x = np.asarray(highs.getSolution().col_value)
         if status != highspy.HighsModelStatus.kOptimal or not np.all(np.isfinite(x)):
