@@ -213,10 +213,23 @@ def build_dc_opf(grid: Grid) -> DcOpfProblem:
     )
 
 
+class _Highs(highspy.Highs):
+    """HiGHS with `time_limit` seconds for each run: HiGHS itself counts the limit against the
+    object's whole run time, so re-solves would start failing once their total passed it
+    (ERGO-Code/HiGHS#1331, #1477)."""
+
+    def __init__(self, time_limit: float):
+        super().__init__()
+        self.time_limit = float(time_limit)
+
+    def run(self):
+        self.setOptionValue("time_limit", self.getRunTime() + self.time_limit)
+        return super().run()
+
+
 def _highs_model(program: QuadraticProgram, time_limit: float) -> highspy.Highs:
-    highs = highspy.Highs()
+    highs = _Highs(time_limit)
     highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("time_limit", float(time_limit))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = program.a.shape[1], program.a.shape[0]
     lp.col_cost_, lp.offset_ = program.cost, program.offset
