@@ -16,6 +16,7 @@ the units' headroom, which moves flows by a few percent; the margin keeps them u
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 
@@ -81,7 +82,8 @@ class ScedPolicy:
             )
             for _ in range(n_episodes)
         ]
-        self.failures = 0  # solves that found no dispatch (the units then hold their output)
+        # solves that found no dispatch, by HiGHS status (the units then hold their output)
+        self.failures: Counter[str] = Counter()
         self.env = env
         self._branch_status = np.asarray(grid.branch_status) > 0
 
@@ -98,7 +100,7 @@ class ScedPolicy:
                 continue
             result = solver.solve(demand[i], available[i], pg_prev=pg[i], line_status=branch_in[i])
             if not result.success:
-                self.failures += 1
+                self.failures[result.status] += 1
                 continue
             target[i] = result.pg
             curtail[i] = _share(result.curtailed, available[i])
@@ -109,8 +111,9 @@ class ScedPolicy:
 
     def warn_failures(self, scenario: str) -> None:
         if self.failures:
+            statuses = ", ".join(f"{n} x {status!r}" for status, n in self.failures.items())
             warnings.warn(
-                f"SCED found no dispatch in {self.failures} solves on {scenario!r}; "
+                f"SCED found no dispatch on {scenario!r} ({statuses}); "
                 "the units held their output there",
                 stacklevel=2,
             )
