@@ -342,11 +342,12 @@ class GridEnv:
         not_served = jnp.maximum(demand, 0.0) - jnp.maximum(delivered, 0.0)
         ens = jnp.sum(not_served)
         n_out = jnp.sum((grid.branch_status > 0) & (branch_down > 0))
+        # beyond max_outages the solvers would drop outages: the episode is cut there, truncated
+        # rather than terminated, since the grid's fate is unknown (docs/env.md, "Termination")
+        outage_limit = n_out > config.max_outages
         blackout = (
-            (ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0)))
-            | ~flows.converged
-            | (n_out > config.max_outages)
-        )
+            ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))
+        ) | ~flows.converged
         reserve = _reserve(params, response, sp)
         n1 = protection.n1_secure_share(params, flows, response.line_status)
         new_state = EnvState(
@@ -395,10 +396,11 @@ class GridEnv:
             not_served=ens,
         )
         obs = observations.observe(config, params, new_state, extras)
-        truncated = step >= config.episode_steps
+        truncated = (step >= config.episode_steps) | outage_limit
         done = blackout | truncated
         dones = {agent: done for agent in self.agents} | {"__all__": done}
         info = _info(params, outcome, response, sanitized, truncated, sp, bal, flows)
+        info["outage_limit"] = outage_limit
         return obs, new_state, {a: reward[a] for a in self.agents}, dones, info
 
 
