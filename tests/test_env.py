@@ -11,7 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridrl.env import SCENARIOS, make
+from gridrl.cases import load
+from gridrl.env import SCENARIOS, make, protection
+from gridrl.physics import dc_model, dc_power_flow, energized_buses
+from gridrl.physics.dc import outages
 
 BATCH = 8
 EPISODE = 12
@@ -193,3 +196,59 @@ def test_bad_options_get_clear_errors():
         make("ieee118", episode_lenght=3)
     with pytest.raises(ValueError, match="hard_limit"):
         make("ieee118", protection={"hard_limit": 0.5})
+
+
+def test_n1_indicator_is_exact_under_the_current_topology(env):
+    """Post-contingency flows from the compensated LODF equal a full DC solve of the outage set
+    plus each screened contingency (float64), islanding contingencies are flagged, and the
+    indicator counts both."""
+    grid = load("ieee118")
+    model = dc_model(grid)
+    params = env.default_params.replace(dc=model)
+    cont = np.asarray(params.layout.contingencies)
+    n_branch = grid.n_branch
+    # a branch whose outage, together with a screened contingency, cuts buses off: with it out,
+    # that contingency islands; plus two meshed branches out
+    candidates = [b for b in np.asarray(env.default_params.event_branches) if b not in cont]
+    pairs = np.ones((len(candidates) * len(cont), n_branch), bool)
+    for i, (b, c) in enumerate((b, c) for b in candidates for c in cont):
+        pairs[i, [b, c]] = False
+    cut = ~np.asarray(energized_buses(grid, pairs)).all(axis=1)
+    first, _ = divmod(int(np.flatnonzero(cut)[0]), len(cont))
+    out = [candidates[first], *[b for b in candidates[first + 1 :] if b not in cont][:2]]
+    status = np.ones(n_branch, bool)
+    status[out] = False
+
+    topology = outages(model, jnp.asarray(status), env.config.max_outages)
+    solved = dc_power_flow(grid, status)
+    flows = protection.Flows(
+        flow=solved.pf,
+        loading=jnp.abs(solved.pf) / params.rating,
+        vm=solved.energized.astype(float),
+        energized=solved.energized,
+        slack_pg=solved.pg_slack,
+        losses=jnp.zeros(()),
+        converged=jnp.array(True),
+    )
+    post, islanding = (
+        np.asarray(x) for x in protection.post_contingency_flows(params, flows, topology)
+    )
+
+    both = np.repeat(status[None], len(cont), axis=0)
+    both[np.arange(len(cont)), cont] = False
+    brute = dc_power_flow(grid, both)
+    cut_off = ~np.asarray(brute.energized).all(axis=1)
+    np.testing.assert_array_equal(islanding, cut_off)
+    assert islanding.any() and not islanding.all()
+    # the branches still in service other than the contingency itself
+    others = (np.arange(n_branch)[:, None] != cont[None, :]) & status[:, None]
+    expected = np.asarray(brute.pf).T
+    keep = others & ~islanding[None, :]
+    np.testing.assert_allclose(post[keep], expected[keep], rtol=0, atol=1e-6)
+
+    rating = np.asarray(params.rating, float)
+    overloaded = np.any((np.abs(expected) > rating[:, None]) & others, axis=0)
+    considered = status[cont]
+    share = np.sum(considered & ~overloaded & ~cut_off) / np.sum(considered)
+    got = protection.n1_secure_share(params, flows, topology, jnp.asarray(status))
+    assert float(got) == pytest.approx(share)

@@ -91,8 +91,8 @@ def _corridor(grid: Grid, flows: np.ndarray, size: int) -> np.ndarray:
 _ANALYSES: dict[int, tuple[Grid, tuple]] = {}
 
 
-def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(base flows, base LODF, non-islanding branches, those ranked by severity), computed once
+def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base flows, non-islanding branches, those ranked by base-LODF severity), computed once
     per Grid object (environments of several scenarios on one grid share it)."""
     cached = _ANALYSES.get(id(grid))
     if cached is not None and cached[0] is grid:
@@ -102,7 +102,7 @@ def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     lodf_matrix = np.asarray(lodf(grid64), float)
     in_service = np.asarray(grid.branch_status, bool)
     candidates = np.flatnonzero(in_service & ~_islanding(grid))
-    result = (flows, lodf_matrix, candidates, _screen(grid, flows, lodf_matrix, candidates))
+    result = (flows, candidates, _screen(grid, flows, lodf_matrix, candidates))
     _ANALYSES[id(grid)] = (grid, result)
     return result
 
@@ -111,7 +111,7 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
     """Everything an episode needs, from a Grid with regions, types and ratings (numpy, once)."""
     if not np.all(np.isfinite(np.asarray(grid.pd))):
         raise ValueError(f"grid {grid.name!r}: bus loads must be finite")
-    flows, lodf_matrix, candidates, ranked = _analysis(grid)
+    flows, candidates, ranked = _analysis(grid)
     contingencies = ranked[: config.n1_contingencies]
     layout = build_layout(grid, contingencies)
     scenario = config.scenario
@@ -155,7 +155,6 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
         largest_unit=jnp.asarray(int(np.argmax(np.where(dispatchable, grid.pmax, -1))), jnp.int32),
         corridor=jnp.asarray(_corridor(grid, flows, scenario.corridor_outage)),
         critical=jnp.asarray(ranked[: max(scenario.initial_branch_outages, 1)], jnp.int32),
-        n1_lodf=jnp.asarray(lodf_matrix[:, contingencies], f32),
     )
 
 
@@ -296,7 +295,9 @@ class GridEnv:
             energized=response.flows.energized,
             served=jnp.where(response.flows.energized, demand, 0.0) - response.balance.auto_shed,
             reserve=_reserve(params, response, sp),
-            n1_secure=protection.n1_secure_share(params, response.flows, response.line_status),
+            n1_secure=protection.n1_secure_share(
+                params, response.flows, response.topology, response.line_status
+            ),
             terminated=jnp.array(False),
         )
         not_served = jnp.sum(demand) - jnp.sum(state.served)
@@ -349,7 +350,7 @@ class GridEnv:
             ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))
         ) | ~flows.converged
         reserve = _reserve(params, response, sp)
-        n1 = protection.n1_secure_share(params, flows, response.line_status)
+        n1 = protection.n1_secure_share(params, flows, response.topology, response.line_status)
         new_state = EnvState(
             step=step,
             day=state.day,

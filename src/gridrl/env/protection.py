@@ -1,11 +1,16 @@
 """The grid's response within one step: power flow, thermal protection, cascades and islands.
 
-Round 0 solves the flows of the balanced dispatch and updates each branch's overload counter; a
-branch trips when its counter reaches `trip_after_steps` or its loading exceeds `hard_limit`.
-After trips (or when an island forms) the dispatch is rebalanced over the energised buses and
-the flows solved again, and only the hard limit trips branches in these cascade rounds, up to
-`max_cascade_rounds` (a bounded lax.while_loop, so it stays inside jit). A bus cut off from the
-reference bus is de-energised: its load is lost and its units stop.
+Each round first finds the energised buses of its topology (cheap, from the base spanning tree),
+balances the dispatch over them, then solves the flows. Round 0 updates each branch's overload
+counter; a branch trips when its counter reaches `trip_after_steps` or its loading exceeds
+`hard_limit`. After trips the dispatch is rebalanced and the flows solved again, and only the
+hard limit trips branches in these cascade rounds, up to `max_cascade_rounds` (a bounded
+lax.while_loop, so it stays inside jit). A bus cut off from the reference bus is de-energised:
+its load is lost and its units stop.
+
+The N-1 indicator screens single-branch outages under the current topology: the LODF of the
+topology with the branches M out follows from the base one by the multiple-outage compensation
+(Güler, Gross and Liu 2007) — the same rank-|M| update the DC solver uses.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from gridrl.env.config import EnvConfig
 from gridrl.env.dispatch import Balance, Setpoints, balance
 from gridrl.env.state import EnvParams
 from gridrl.physics.ac import ac_power_flow
-from gridrl.physics.dc import dc_power_flow
+from gridrl.physics.dc import Outages, capacitance_weights, low_rank_flow, outages
 
 Array = jnp.ndarray
 
@@ -47,20 +52,17 @@ class Response:
     overload_count: Array  # int32 [n_branch]
     rounds: Array  # int32: power flows solved this step
     lost_load: Array  # MW of served load lost in de-energised islands
+    topology: Outages  # the branches out in the last solve, for the N-1 indicator
 
 
-def solve_flows(params: EnvParams, config: EnvConfig, line_status: Array, pd: Array, pg: Array):
+def solve_flows(
+    params: EnvParams, config: EnvConfig, topology: Outages, pd: Array, pg: Array
+) -> Flows:
+    """The flows of `topology` (at most config.max_outages branches out: the episode ends
+    beyond) for loads `pd` [n_bus] and dispatch `pg` [n_gen] MW."""
     grid = params.grid
     if config.physics == "dc":
-        result = dc_power_flow(
-            grid,
-            line_status,
-            pd=pd,
-            pg=pg,
-            model=params.dc,
-            max_outages=config.max_outages,
-            fallback=False,  # the episode ends when more than max_outages branches are out
-        )
+        result = low_rank_flow(params.dc, topology, pd, pg)
         return Flows(
             flow=result.pf,
             loading=jnp.abs(result.pf) / params.rating,
@@ -72,7 +74,13 @@ def solve_flows(params: EnvParams, config: EnvConfig, line_status: Array, pd: Ar
         )
     qd = pd * params.reactive_ratio
     result = ac_power_flow(
-        grid, line_status, pd=pd, qd=qd, pg=pg, model=params.ac, max_outages=config.max_outages
+        grid,
+        topology.usable,
+        pd=pd,
+        qd=qd,
+        pg=pg,
+        model=params.ac,
+        max_outages=config.max_outages,
     )
     apparent = jnp.maximum(jnp.hypot(result.pf, result.qf), jnp.hypot(result.pt, result.qt))
     ref = params.ac.ref
@@ -83,7 +91,7 @@ def solve_flows(params: EnvParams, config: EnvConfig, line_status: Array, pd: Ar
         vm=result.vm,
         energized=result.energized,
         slack_pg=slack_pg,
-        losses=jnp.sum(jnp.where(line_status, result.pf + result.pt, 0.0)),
+        losses=jnp.sum(jnp.where(topology.usable, result.pf + result.pt, 0.0)),
         converged=result.converged,
     )
 
@@ -102,7 +110,9 @@ def respond(
     protection = config.protection
     grid, layout = params.grid, params.layout
 
-    def solve(status: Array, energized: Array):
+    def solve(status: Array):
+        topology = outages(params.dc, status, config.max_outages)
+        energized = topology.energized
         on = unit_on & energized[grid.gen_bus]
         live = sp.replace(
             target=jnp.where(on, sp.target, 0.0),
@@ -111,37 +121,32 @@ def respond(
         )
         load = jnp.where(energized, served, 0.0)
         bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on)
-        return bal, solve_flows(params, config, status, load - bal.auto_shed, bal.pg)
+        flows = solve_flows(params, config, topology, load - bal.auto_shed, bal.pg)
+        return topology, bal, flows
 
-    def round_(carry):
-        status, tripped, trips, guess, _, _, counts, rounds, _ = carry
+    # round 0: the step's topology; protection counters advance here only
+    topology, bal, flows = solve(line_status)
+    over = line_status & (flows.loading > 1.0)
+    counts = jnp.where(over, overload_count + 1, 0)
+    trips = line_status & (
+        (counts >= protection.trip_after_steps) | (flows.loading > protection.hard_limit)
+    )
+
+    def cascade(carry):
+        status, tripped, trips, _, _, _, rounds = carry
         status = status & ~trips
-        tripped = tripped | trips
-        bal, flows = solve(status, guess)
-        first = rounds == 0  # protection counters advance once per step, in the first round
-        over = status & (flows.loading > 1.0)
-        counts = jnp.where(first, jnp.where(over, overload_count + 1, 0), counts)
-        trips = status & (
-            (first & (counts >= protection.trip_after_steps))
-            | (flows.loading > protection.hard_limit)
-        )
-        changed = jnp.any(trips) | jnp.any(guess != flows.energized)
-        return status, tripped, trips, flows.energized, bal, flows, counts, rounds + 1, changed
+        topology, bal, flows = solve(status)
+        next_trips = status & (flows.loading > protection.hard_limit)
+        return status, tripped | trips, next_trips, topology, bal, flows, rounds + 1
 
     def pending(carry):
-        rounds, changed = carry[-2], carry[-1]
-        return (rounds == 0) | (changed & (rounds < protection.max_cascade_rounds))
+        trips, rounds = carry[2], carry[-1]
+        return jnp.any(trips) & (rounds < protection.max_cascade_rounds)
 
-    # the first round assumes the base topology's energised buses; an island found by the
-    # power flow is another round, as is a trip
-    energized = params.dc.energized
-    shapes = jax.eval_shape(solve, line_status, energized)
-    bal0, flows0 = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     no_trip = jnp.zeros_like(line_status)
-    counts0 = jnp.zeros_like(overload_count)
-    carry = (line_status, no_trip, no_trip, energized, bal0, flows0, counts0, 0, True)
-    status, tripped, trips, _, bal, flows, counts, rounds, _ = jax.lax.while_loop(
-        pending, round_, carry
+    carry = (line_status, no_trip, trips, topology, bal, flows, 1)
+    status, tripped, trips, topology, bal, flows, rounds = jax.lax.while_loop(
+        pending, cascade, carry
     )
     # trips found in the last allowed round take effect now; their flows next step
     status = status & ~trips
@@ -155,17 +160,49 @@ def respond(
         overload_count=jnp.where(status, counts, 0).astype(jnp.int32),
         rounds=jnp.asarray(rounds, jnp.int32),
         lost_load=lost,
+        topology=topology,
     )
 
 
-def n1_secure_share(params: EnvParams, flows: Flows, line_status: Array) -> Array:
-    """Share of the screened single-branch outages after which no branch exceeds its rating,
-    estimated with the base topology's LODF columns (exact while no other branch is out)."""
+# |1 − PTDF of a branch to its own ends| below this: its outage splits the grid
+ISLANDING_TRANSFER = 1e-4
+
+
+def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
+    """Flows (MW) after each screened contingency c, [n_branch, n1], under `topology` (the
+    branches out when `flows` was solved), and bool [n1]: c's outage would island buses.
+
+    LODF[l, c] = b_l·G'[l, c] / (1 − b_c·G'[c, c]) with G' = A·X'·Aᵀ of the current topology,
+    G' = G − G[:, M]·W, W the Woodbury weights of G[M, cont] — the solver's own update."""
+    model = params.dc
     cont = params.layout.contingencies
-    post = flows.flow[:, None] + params.n1_lodf * flows.flow[cont][None, :]
-    rating = params.rating[:, None]
-    others = line_status[:, None] & (jnp.arange(line_status.shape[0])[:, None] != cont[None, :])
-    insecure = jnp.any((jnp.abs(post) > rating) & others, axis=0)
-    considered = line_status[cont]
-    n = jnp.maximum(jnp.sum(considered), 1)
-    return jnp.sum(considered & ~insecure) / n
+    gram = model.branch_gram
+    at_outages = gram[topology.branch]  # [K, n_branch] (G is symmetric)
+    weights = capacitance_weights(model, topology, at_outages[:, cont])  # [K, n1]
+    # computed once: XLA would otherwise fuse the elimination into every element below
+    weights = jax.lax.optimization_barrier(weights)
+    # unrolled over K: elementwise, fused by XLA (a batched dot with K rows is slow on CPU)
+    columns = gram[:, cont] - sum(
+        at_outages[k][:, None] * weights[k][None, :] for k in range(weights.shape[0])
+    )
+    own = columns[cont, jnp.arange(cont.shape[0])]
+    transfer = 1.0 - model.susceptance[cont] * own
+    islanding = jnp.abs(transfer) < ISLANDING_TRANSFER
+    shifted = flows.flow[cont] / jnp.where(islanding, 1.0, transfer)
+    post = flows.flow[:, None] + model.susceptance[:, None] * columns * shifted[None, :]
+    return post, islanding
+
+
+def n1_secure_share(
+    params: EnvParams, flows: Flows, topology: Outages, line_status: Array
+) -> Array:
+    """Share of the screened single-branch outages, among those in service and energised, after
+    which no branch exceeds its rating and no bus is cut off (`post_contingency_flows`)."""
+    cont = params.layout.contingencies
+    post, islanding = post_contingency_flows(params, flows, topology)
+    live = line_status & flows.energized[params.dc.f_bus]
+    others = live[:, None] & (jnp.arange(live.shape[0])[:, None] != cont[None, :])
+    overloaded = jnp.any((jnp.abs(post) > params.rating[:, None]) & others, axis=0)
+    considered = live[cont]
+    secure = considered & ~overloaded & ~islanding
+    return jnp.sum(secure) / jnp.maximum(jnp.sum(considered), 1)

@@ -36,7 +36,6 @@ class EnvParams:
     largest_unit: Array  # int: the dispatchable unit with the largest pmax
     corridor: Array  # int [corridor_size]: the corridor the emergency scenario loses
     critical: Array  # int [n_critical]: branches the stressed start takes out, in rank order
-    n1_lodf: Array  # [n_branch, n1] base-topology LODF columns of the screened contingencies
 
 
 @struct.dataclass
