@@ -8,7 +8,7 @@ import pytest
 
 from gridrl.cases import GenType, load
 from gridrl.opf import Sced, dc_opf
-from gridrl.opf.sced import N1_TOLERANCE_MW
+from gridrl.opf.sced import FALLBACK_SEGMENTS, N1_TOLERANCE_MW
 from gridrl.physics import dc_power_flow, lodf
 
 MW_ATOL = 1e-6
@@ -241,6 +241,17 @@ def test_cost_segments_bound_the_cost_gap(grid) -> None:
         assert exact.cost - 1e-6 <= result.cost <= exact.cost + bound
         assert result.objective == pytest.approx(result.cost, rel=1e-12)
         assert_flows_match_physics(grid, result, pd)
+
+
+def test_failed_qp_falls_back_to_the_lp(grid, monkeypatch) -> None:
+    monkeypatch.setattr("gridrl.opf.sced.QP_ITERATION_LIMIT", 1)
+    pd, pmax = np.asarray(grid.pd), np.asarray(grid.pmax)
+    result = Sced(grid).solve(pd, pmax)
+    assert result.success
+    assert result.status == "Optimal (piecewise-linear fallback; QP: Iteration limit reached)"
+    lp = Sced(grid, cost_segments=FALLBACK_SEGMENTS).solve(pd, pmax)
+    np.testing.assert_allclose(result.pg, lp.pg, atol=MW_ATOL)
+    assert result.objective == pytest.approx(lp.objective, rel=1e-12)
 
 
 @pytest.mark.parametrize(

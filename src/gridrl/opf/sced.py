@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
@@ -70,9 +70,14 @@ ISLANDING_REMAINDER = 1e-6
 # the largest cost below this.
 LARGEST_COST = 1e5
 # HiGHS's QP solver sometimes ends "optimal" with a residual of ~3e-5 p.u. on one row, which HiGHS
-# then reports as a solve error against its 1e-7 tolerance; a failed solve is retried once from
+# then reports as a solve error against its 1e-7 tolerance; such a solve is retried once from
 # scratch with this primal feasibility tolerance (p.u., i.e. 0.01 MW on a 100 MVA base).
 RETRY_FEASIBILITY_TOLERANCE = 1e-4
+# HiGHS's QP solver can also cycle on degenerate steps (tens of thousands of iterations at one
+# objective value, where ~400 usually do); it is stopped here, and a step whose QP fails is then
+# solved by the same SCED with FALLBACK_SEGMENTS linear pieces per quadratic cost (an LP).
+QP_ITERATION_LIMIT = 5_000
+FALLBACK_SEGMENTS = 20
 
 
 @dataclass(frozen=True)
@@ -298,6 +303,19 @@ class Sced:
         renewable_cols = self._pg_cols[self._renewable[problem.gens]]
         program.cost[renewable_cols] -= self.curtailment_price * base
         self._highs = _highs_model(program, time_limit)
+        self._fallback: Sced | None = None
+        self._settings = {
+            "value_of_lost_load": value_of_lost_load,
+            "curtailment_price": curtailment_price,
+            "step_minutes": step_minutes,
+            "rating_margin": rating_margin,
+            "n1_contingencies": n1_contingencies,
+            "time_limit": time_limit,
+            "cost_segments": FALLBACK_SEGMENTS,
+        }
+        self._is_qp = program.hessian is not None
+        if self._is_qp:
+            self._highs.setOptionValue("qp_iteration_limit", QP_ITERATION_LIMIT)
         self._base_shape = program.a.shape  # N-1 rows and their slack columns come after
         self._n1_pairs: list[tuple[int, int]] = []  # (branch, position in contingencies)
         largest = float(np.max(np.abs(program.cost)))
@@ -499,6 +517,15 @@ class Sced:
         while status is None and self.contingencies.size and self._add_violated_pairs(x):
             status, x = self._run()
         elapsed = time.perf_counter() - start
+        if status is not None and self._is_qp:
+            if self._fallback is None:
+                self._fallback = Sced(self.grid, **self._settings)
+            result = self._fallback.solve(pd, available, pg_prev=pg_prev, line_status=line_status)
+            return replace(
+                result,
+                status=f"{result.status} (piecewise-linear fallback; QP: {status})",
+                solve_seconds=elapsed + result.solve_seconds,
+            )
         if status is not None:
             return self._failure(status, elapsed)
         return self._result(x, pd, available, on, elapsed)
@@ -507,7 +534,7 @@ class Sced:
         """(None, x) after an optimal solve, else (HiGHS's status, zeros)."""
         highs = self._highs
         highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if highs.getModelStatus() == highspy.HighsModelStatus.kSolveError:
             _, tolerance = highs.getOptionValue("primal_feasibility_tolerance")
             highs.clearSolver()
             highs.setOptionValue("primal_feasibility_tolerance", RETRY_FEASIBILITY_TOLERANCE)
