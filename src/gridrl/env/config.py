@@ -80,7 +80,9 @@ class EnvConfig:
     episode_steps: int = STEPS_PER_DAY
     physics: Literal["dc", "ac"] = "dc"
     blackout_share: float = 0.3  # lost load (share of demand) that ends the episode
-    max_outages: int = 6  # branches out at once beyond which the grid counts as collapsed
+    # branches out at once the solvers follow exactly (rank-K updates); beyond, the episode is cut
+    # (truncated, info["outage_limit"]), not declared a blackout
+    max_outages: int = 6
     n1_contingencies: int = 32  # screened single-branch outages for the N-1 indicator
     forecast_steps: tuple[int, ...] = (12, 48, 144)  # strategic agent's horizons (1 h, 4 h, 12 h)
     max_shed_share: float = 0.2  # per step, of a bus's load an agent can shed at most

@@ -17,14 +17,13 @@ SCENARIOS: dict[str, Scenario] = {
     "renewable_intermittency": Scenario(
         name="renewable_intermittency", days="variable", noise_scale=3.0, renewable_scale=1.2
     ),
-    # a stressed peak day that starts with critical branches out and loaded branches about to trip
+    # a day that starts with the two most critical branches out (largest post-outage loading,
+    # base LODF screen): the flows they push onto their neighbours overload them, which trip after
+    # `trip_after_steps` and spread the overloads further; islands form and their load is lost.
+    # (On peak days, or with three branches out, the reset alone already cascades past
+    # max_outages: that measures the solver's limit, not the operator; docs/env.md.)
     "cascading_failure": Scenario(
-        name="cascading_failure",
-        days="peak",
-        load_scale=1.05,
-        initial_branch_outages=3,
-        initial_overload_counters=8,
-        branch_outages=(1, 2),
+        name="cascading_failure", initial_branch_outages=2, branch_outages=(0, 1)
     ),
     # the largest unit and a corridor lost at once, at a random moment of a peak day
     "emergency_response": Scenario(
