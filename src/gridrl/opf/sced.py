@@ -262,7 +262,7 @@ class Sced:
         self._ref = int(np.flatnonzero(host_array(grid, "bus_type", np.int64) == BusType.REF)[0])
         self._fixed_angle = host_array(grid, "bus_type", np.int64) == BusType.REF
         self._case_angle = host_array(grid, "va") * problem.angle_scale
-        self._pd_case_gs = host_array(grid, "gs")
+        self._gs = host_array(grid, "gs")
         self._pmin = host_array(grid, "pmin")
         ramp = host_array(grid, "ramp")
         if np.any(np.isnan(ramp) | (ramp < 0)):
@@ -507,7 +507,7 @@ class Sced:
             len(self._pg_cols), self._pg_cols, lower[gens] / base, upper[gens] / base
         )
         live = self._energized
-        rhs = np.where(live, _bus_injection_rhs(self._current, pd, self._pd_case_gs, base), 0.0)
+        rhs = np.where(live, _bus_injection_rhs(self._current, pd, self._gs, base), 0.0)
         highs.changeRowsBounds(len(rhs), self._balance_rows, rhs, rhs)
         sheddable = np.where(live, np.maximum(pd, 0.0), 0.0) / base
         highs.changeColsBounds(len(sheddable), self._shed_cols, np.zeros(self._n_bus), sheddable)
