@@ -7,8 +7,9 @@ from gridrl.env.config import Scenario
 SCENARIOS: dict[str, Scenario] = {
     # an ordinary day of the year, no equipment lost
     "normal": Scenario(name="normal"),
-    # the top-decile load days, 5 % above the profile: lines bind, reserves are thin
-    "peak_demand": Scenario(name="peak_demand", days="peak", load_scale=1.05),
+    # the top-decile load days, 15 % above the profile (a heat wave beyond the year's peak): lines
+    # bind and trip, reserves are thin (at 5 % above, do-nothing barely saw an overload)
+    "peak_demand": Scenario(name="peak_demand", days="peak", load_scale=1.15),
     # one to three random branch outages and up to one unit outage during the day
     "equipment_failure": Scenario(
         name="equipment_failure", branch_outages=(1, 3), gen_outages=(0, 1)
