@@ -178,14 +178,12 @@ def trace(
     rows: dict[str, np.ndarray], steps_played: int, step_minutes: float, grid, episode: int = 0
 ) -> dict:
     """The representative episode's trace (schema: `trace`) from its stacked `trace_row`s
-    ([steps, ...] arrays), cut to the steps it played."""
+    ([steps, ...] arrays), cut to the steps it played (at least one)."""
     rows = {name: np.asarray(value)[:steps_played] for name, value in rows.items()}
     loading, in_service = rows["loading"].astype(float), rows["in_service"]
     time_h = np.arange(1, steps_played + 1) * step_minutes / 60.0
     series = {name: [_number(x) for x in rows[name]] for name in TRACE_SERIES}
     result = {"episode": episode, "time_h": [_number(x) for x in time_h], **series}
-    if steps_played == 0:
-        return result | {"top_branches": {"index": [], "label": [], "loading": []}, "worst": None}
     peak = loading.max(axis=0)
     top = np.argsort(-peak, kind="stable")[:TOP_BRANCHES]
     ids = grid.bus_ids
