@@ -75,7 +75,9 @@ def numbers(scenario_result: dict) -> dict:
 # --- the metrics alone (synthetic steps, no environment) ------------------------------------
 
 
-def synthetic_info(ens, cost, blackout, trips, overloads=(0, 0), n1=(1.0, 1.0)) -> dict:
+def synthetic_info(
+    ens, cost, blackout, trips, overloads=(0, 0), n1=(1.0, 1.0), outage_limit=(False, False)
+) -> dict:
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     return {
         "energy_not_served_mw": f32(ens),
@@ -85,6 +87,7 @@ def synthetic_info(ens, cost, blackout, trips, overloads=(0, 0), n1=(1.0, 1.0)) 
         "line_trips": jnp.asarray(trips, jnp.int32),
         "n1_secure": f32(n1),
         "blackout": jnp.asarray(blackout),
+        "outage_limit": jnp.asarray(outage_limit),
     }
 
 
@@ -119,6 +122,22 @@ def test_totals_count_a_dark_grid_after_termination():
     episode_costs = summary["per_episode"]["operating_cost_per_hour"]
     assert episode_costs == pytest.approx([(300 + voll * 3) / 3, (250 + voll * 2410) / 3])
     assert summary["energy_not_served_mwh"] == pytest.approx((3 + 2410) / 2 * HOURS_PER_STEP)
+
+
+def test_a_cascade_beyond_the_outage_depth_counts_as_a_collapse():
+    """The env truncates an episode with more than max_outages branches out (unsimulated);
+    the evaluation counts it as terminated, the grid dark from the next step."""
+    totals = metrics.initial_totals(2)
+    steps = [
+        synthetic_info([0, 0], [100, 100], [False, False], [0, 7], outage_limit=(False, True)),
+        synthetic_info([0, 0], [100, 100], [False, False], [0, 0]),
+    ]
+    for info in steps:
+        totals = metrics.accumulate(totals, info, jnp.asarray([800.0, 900.0], jnp.float32))
+    np.testing.assert_array_equal(totals.terminated, [False, True])
+    np.testing.assert_array_equal(totals.steps_survived, [2, 0])
+    np.testing.assert_allclose(totals.not_served, [0, 900])
+    np.testing.assert_array_equal(totals.max_cascade, [0, 7])
 
 
 # --- the runner on the environment -----------------------------------------------------------

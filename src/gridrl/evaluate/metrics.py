@@ -1,7 +1,8 @@
 """Evaluation metrics (docs/evaluation.md): each step's `info` is reduced to per-episode totals
 inside the rollout (JAX), and the totals become the JSON's numbers here (numpy).
 
-An episode is *played* up to and including the step that terminates it (a blackout); after that
+An episode is *played* up to and including the step that ends it (a blackout, or a cascade
+beyond the simulated outage depth: `info["outage_limit"]`); after that
 the grid is dark until the end of the horizon: every remaining step counts its whole demand as
 energy not served (priced at the value of lost load) and nothing else (no generation cost,
 curtailment, overloads or trips). So a policy cannot lower its cost or its ENS by collapsing
@@ -71,6 +72,9 @@ def accumulate(totals: Totals, info: dict, dark_demand_mw: Array) -> Totals:
         return total + jnp.where(live, value, 0).astype(total.dtype)
 
     trips = info["line_trips"].astype(jnp.int32)
+    # a cascade beyond the simulated outage depth ends the env's episode unsimulated (truncated);
+    # an evaluation counts it as the collapse it stands for
+    collapsed = info["blackout"] | info["outage_limit"]
     return Totals(
         generation_cost=add(totals.generation_cost, info["operating_cost"]),
         not_served=totals.not_served
@@ -81,8 +85,8 @@ def accumulate(totals: Totals, info: dict, dark_demand_mw: Array) -> Totals:
         max_cascade=jnp.maximum(totals.max_cascade, jnp.where(live, trips, 0)),
         n1_secure=add(totals.n1_secure, info["n1_secure"]),
         steps_played=add(totals.steps_played, 1),
-        steps_survived=add(totals.steps_survived, ~info["blackout"]),
-        terminated=totals.terminated | (live & info["blackout"]),
+        steps_survived=add(totals.steps_survived, ~collapsed),
+        terminated=totals.terminated | (live & collapsed),
     )
 
 
