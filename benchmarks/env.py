@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -74,7 +75,8 @@ def render(results: dict) -> str:
     lines = [
         "## Environment (benchmarks/env.py)",
         "",
-        f"Machine: **{results['machine']['cpu']}**, {results['date']}. gridrl: ieee118, `normal`"
+        f"Machine: **{results['machine']['cpu']}**, {results['date']}{_load(results)}. gridrl:"
+        " ieee118, `normal`"
         " scenario, random actions, protection + cascades + N-1 indicator on, float32, one jitted"
         " vmapped step. Grid2Op: `"
         f"{g2o['dataset']}` with LightSim2Grid, do-nothing, one process:"
@@ -92,6 +94,11 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _load(results: dict) -> str:
+    load = results["machine"].get("load_average_1min")
+    return "" if load is None else f" (1-min load average {load[0]:.1f} → {load[1]:.1f})"
+
+
 def _cpu() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batches, few steps")
     settings = QUICK if parser.parse_args(argv).quick else FULL
     jax.config.update("jax_enable_x64", False)
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     rows = []
     for physics in ("dc", "ac"):
         for batch in settings[physics]:
@@ -113,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     g2o = grid2op_steps_per_second(n_steps=settings["g2o"])
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu(), "platform": platform.platform(), "jax": jax.__version__},
+        "machine": {
+            "cpu": _cpu(),
+            "platform": platform.platform(),
+            "jax": jax.__version__,
+            "load_average_1min": [load_before, os.getloadavg()[0]],
+        },
         "settings": settings,
         "gridrl": rows,
         "grid2op": g2o,
