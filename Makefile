@@ -1,5 +1,7 @@
 # `make run` and `make test` bootstrap a local virtual environment from a clean checkout.
 PYTHON ?= python3
+comma := ,
+space := $(subst ,, )
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
@@ -16,8 +18,13 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
+# the main job: the baselines over the six scenarios, then the HTML report (results/)
+BASELINES := sced do_nothing proportional emergency
+EPISODES ?= 2
 run: $(STAMP)
-	$(BIN)/gridrl powerflow
+	$(BIN)/gridrl evaluate --policy $(subst $(space),$(comma),$(BASELINES)) --scenario all \
+		--episodes $(EPISODES) --seed 0 --json results/evaluation/{policy}.json
+	$(BIN)/gridrl report $(BASELINES:%=results/evaluation/%.json) --out results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

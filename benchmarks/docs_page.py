@@ -1,8 +1,10 @@
 """docs/benchmarks.md is shared by the benchmark scripts: each owns one section between markers
-and rewrites only that, so running one benchmark never erases another's table."""
+and rewrites only that, so running one benchmark never erases another's table. Also what the
+scripts share to name the machine."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 HEADER = (
@@ -24,3 +26,12 @@ def write_section(page: Path, name: str, markdown: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()

@@ -27,7 +27,7 @@ import jax
 import gridrl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_page import write_section  # a sibling script, not a package
+from docs_page import cpu_name, write_section  # a sibling script, not a package
 from env_grid2op import grid2op_steps_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,13 +99,6 @@ def _load(results: dict) -> str:
     return "" if load is None else f" (1-min load average {load[0]:.1f} → {load[1]:.1f})"
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small batches, few steps")
@@ -122,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "platform": platform.platform(),
             "jax": jax.__version__,
             "load_average_1min": [load_before, os.getloadavg()[0]],

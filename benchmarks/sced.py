@@ -35,7 +35,7 @@ from gridrl.cases import load
 from gridrl.opf import Sced
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_page import write_section  # a sibling script, not a package
+from docs_page import cpu_name, write_section  # a sibling script, not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "sced.json"
@@ -187,13 +187,6 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one day, few steps")
@@ -217,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "load_average": [load_before, os.getloadavg()[0]],
             "platform": platform.platform(),

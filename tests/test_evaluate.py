@@ -26,6 +26,7 @@ from gridrl.evaluate.runner import (
     evaluate,
     step_keys,
 )
+from gridrl.evaluate.schema import TRACE_SERIES
 
 STEPS = 12
 EPISODES = 2
@@ -223,7 +224,7 @@ def test_json_follows_the_schema(do_nothing, tmp_path):
     trace = result["trace"]
     assert set(trace) == TRACE_KEYS
     n_branch = environment("ieee118", "normal", "dc", STEPS).default_params.grid.n_branch
-    assert all(len(trace[k]) == STEPS for k in metrics.TRACE_SERIES)
+    assert all(len(trace[k]) == STEPS for k in TRACE_SERIES)
     assert trace["time_h"][-1] == pytest.approx(STEPS * HOURS_PER_STEP)
     top = trace["top_branches"]
     assert len(top["index"]) == len(top["label"]) == len(top["loading"]) == metrics.TOP_BRANCHES

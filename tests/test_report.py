@@ -20,12 +20,8 @@ from gridrl.cases import load
 from gridrl.cli import main
 from gridrl.evaluate import ReportError, read_evaluation, read_training_log, write_report
 from gridrl.evaluate.network_map import branch_labels, network_layout
-from gridrl.evaluate.report import (
-    EVALUATION_FORMAT,
-    INTERFACE_KEYS,
-    INTERFACE_METRICS,
-    TRACE_SERIES,
-)
+from gridrl.evaluate.report import INTERFACE_KEYS, INTERFACE_METRICS
+from gridrl.evaluate.schema import FORMAT, TRACE_SERIES
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_report.py"
 sys.path.insert(0, str(SCREENSHOT.parent))
@@ -110,7 +106,7 @@ def synthetic_evaluation(
             "trace": synthetic_trace(rng, steps, scale),
         }
     return {
-        "format": EVALUATION_FORMAT,
+        "format": FORMAT,
         "gridrl_version": "0.1.0",
         "policy": policy,
         "case": "ieee118",

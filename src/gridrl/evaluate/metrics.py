@@ -16,18 +16,10 @@ import numpy as np
 from flax import struct
 
 from gridrl.env.state import EnvParams, EnvState
+from gridrl.evaluate.schema import TRACE_SERIES
 
 Array = jnp.ndarray
 TOP_BRANCHES = 5  # branches the trace follows step by step
-TRACE_SERIES = (  # per-step system series of the trace, in the schema's order
-    "demand_mw",
-    "wind_mw",
-    "solar_mw",
-    "renewable_available_mw",
-    "generation_cost_per_hour",
-    "energy_not_served_mw",
-    "max_loading",
-)
 
 
 @struct.dataclass

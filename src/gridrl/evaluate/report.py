@@ -38,8 +38,8 @@ from gridrl.evaluate.network_map import (
     draw_network_map,
     network_layout,
 )
+from gridrl.evaluate.schema import FORMAT, TRACE_SERIES
 
-EVALUATION_FORMAT = "gridrl-evaluation/1"
 # The top branches of a trace: tab10 without its red, which marks the rating.
 BRANCH_COLORS = tuple(c for i, c in enumerate(colormaps["tab10"].colors) if i != 3)
 
@@ -99,17 +99,6 @@ BAR_METRICS = (
     ("energy_not_served_mwh", "energy not served (MWh / episode)", 1.0),
     ("overload_steps", "overload branch-steps / episode", 1.0),
     ("survival_rate", "survival (%)", 100.0),
-)
-# The format's keys, spelled here rather than imported from the runner: reading a report must not
-# import the environment (seconds of JAX imports) to learn a few strings.
-TRACE_SERIES = (
-    "demand_mw",
-    "wind_mw",
-    "solar_mw",
-    "renewable_available_mw",
-    "generation_cost_per_hour",
-    "energy_not_served_mw",
-    "max_loading",
 )
 TEXT_FILE_KEYS = ("policy", "case", "physics")
 NUMBER_FILE_KEYS = ("episode_steps", "step_minutes", "seed", "episodes")
@@ -201,15 +190,15 @@ def _check_scenario(name: str, scenario: Any, source: str) -> None:
 
 
 def check_evaluation(data: Any, source: str = "evaluation") -> dict[str, Any]:
-    """`data` if it is an evaluation in the format EVALUATION_FORMAT, else a ReportError that
+    """`data` if it is an evaluation in the format FORMAT, else a ReportError that
     names `source` and what is wrong. Extras (per_episode, trace) are optional; if present they
     must be well formed."""
     _require(isinstance(data, Mapping), source, "not a JSON object")
     found = data.get("format")
     _require(
-        found == EVALUATION_FORMAT,
+        found == FORMAT,
         source,
-        f"not a gridrl evaluation: format is {found!r}, expected {EVALUATION_FORMAT!r}",
+        f"not a gridrl evaluation: format is {found!r}, expected {FORMAT!r}",
     )
     for key in TEXT_FILE_KEYS + NUMBER_FILE_KEYS:
         _require(key in data, source, f"lacks the key {key!r}")

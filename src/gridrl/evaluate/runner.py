@@ -38,8 +38,8 @@ from gridrl.env.config import STEP_MINUTES
 from gridrl.env.state import EnvParams
 from gridrl.evaluate import metrics
 from gridrl.evaluate.sced_policy import ScedPolicy
+from gridrl.evaluate.schema import FORMAT
 
-FORMAT = "gridrl-evaluation/1"
 SCED = "sced"
 BASELINES = (*HEURISTICS, SCED)
 SEED_STRIDE = 1000  # episode i of seed S is recorded as S·SEED_STRIDE + i
@@ -195,6 +195,20 @@ _reset = jax.jit(
 _step = jax.jit(_advance, static_argnames="env")
 
 
+_SCED_ROLLOUTS: dict[tuple, Rollout] = {}
+
+
+def sced_rollout(
+    env: GridEnv, seed: int, episodes: int, on_step: Callable[[], None] | None = None
+) -> Rollout:
+    """SCED on the episodes of `seed`, run once per process and environment: evaluating several
+    policies in one process pays for their SCED reference once."""
+    index = (env, seed, episodes)
+    if index not in _SCED_ROLLOUTS:
+        _SCED_ROLLOUTS[index] = run_sced(env, episode_keys(seed, episodes), on_step)
+    return _SCED_ROLLOUTS[index]
+
+
 def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None = None) -> Rollout:
     """SCED over a batch of episodes: Python loop over steps, solves per episode, the env step
     jitted and batched. `on_step` is called after every step (a progress bar)."""
@@ -264,18 +278,17 @@ def evaluate_scenario(
     on_sced_step: Callable[[], None] | None = None,
 ) -> dict:
     """The JSON entry of one scenario (schema: `scenarios.<name>`)."""
-    keys = episode_keys(seed, episodes)
     if policy_name == SCED:
-        rollout = run_sced(env, keys, on_sced_step)
+        rollout = sced_rollout(env, seed, episodes, on_sced_step)
     else:
-        rollout = run_jax_policy(env, policy_name, keys)
+        rollout = run_jax_policy(env, policy_name, episode_keys(seed, episodes))
     config = env.config
     steps, voll = config.episode_steps, config.rewards.value_of_lost_load
     summary = metrics.summary(rollout.totals, steps, STEP_MINUTES, voll)
     if policy_name == SCED:
         gap = 0.0
     elif sced_reference:
-        reference = run_sced(env, keys, on_sced_step)
+        reference = sced_rollout(env, seed, episodes, on_sced_step)
         sced_cost = metrics.summary(reference.totals, steps, STEP_MINUTES, voll)
         gap = (summary["operating_cost_per_hour"] - sced_cost["operating_cost_per_hour"]) / (
             sced_cost["operating_cost_per_hour"]
