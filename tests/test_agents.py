@@ -78,7 +78,10 @@ def _overloaded(env, start, over: float, counter: int):
 
 def _loading_after(env, step, policy_name, params, state, branch):
     obs = None  # the heuristics read the state (an operator's SCADA view), not the observation
-    act = jax.jit(heuristic(policy_name, env))(jax.random.key(0), obs, state, params)
+    # built inside jit, as the evaluation runner builds it
+    act = jax.jit(lambda s, p: heuristic(policy_name, env)(jax.random.key(0), obs, s, p))(
+        state, params
+    )
     _, after, _, _, info = step(jax.random.key(7), state, act, params)
     loading = float(jnp.abs(after.flow[branch]) / params.rating[branch])
     return loading, info, act

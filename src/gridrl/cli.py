@@ -226,7 +226,8 @@ def _compilation_cache() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _compilation_cache()
-    console = Console()
+    # a log (make run, CI) gets wide tables rather than rich's 80-column default
+    console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         return args.handler(args, console)
     except CaseError as error:

@@ -51,7 +51,8 @@ def do_nothing(env: GridEnv) -> Policy:
 def _shift_factors(env: GridEnv) -> Array:
     """[n_branch, n_bus] base-topology PTDF (MW of flow per MW injected, slack at the reference)."""
     grid = env.default_params.grid
-    return jnp.asarray(np.asarray(ptdf(grid.astype(jnp.float32))), jnp.float32)
+    with jax.ensure_compile_time_eval():  # a constant, also when a policy is built under jit
+        return jnp.asarray(np.asarray(ptdf(grid.astype(jnp.float32))), jnp.float32)
 
 
 def _overloads(params: EnvParams, state: EnvState, threshold: float):
