@@ -187,6 +187,8 @@ def test_every_scenario_schedules_its_outages(name):
         assert lost_units.sum() >= scenario.gen_outages[0] + scenario.lose_largest_unit
         if scenario.initial_branch_outages:
             assert np.sum(start[lost_branches] == 0) >= scenario.initial_branch_outages
+        if scenario.outage_pool == "critical":  # every branch lost is a screened contingency
+            assert set(element[lost_branches]) <= set(np.asarray(params.critical).tolist())
 
 
 def test_bad_options_get_clear_errors():

@@ -62,6 +62,9 @@ class Scenario:
     # random outages during the episode: how many, and within which steps
     branch_outages: tuple[int, int] = (0, 0)  # inclusive range of random branch outages
     gen_outages: tuple[int, int] = (0, 0)  # inclusive range of random unit outages
+    # where random branch outages strike: any non-islanding branch, or the screened critical
+    # ones (the N-1 indicator's contingencies: the outages that load other branches the most)
+    outage_pool: Literal["any", "critical"] = "any"
     outage_window: tuple[float, float] = (0.1, 0.9)  # share of the episode when they may start
     outage_duration_steps: tuple[int, int] = (36, 144)  # repair time range (3 h to 12 h)
     # emergencies: lose the largest unit and a corridor at a random moment
@@ -122,6 +125,10 @@ class EnvConfig:
             (self.protection.reconnect_after_steps >= 1, "protection.reconnect_after_steps >= 1"),
             (self.protection.max_cascade_rounds >= 1, "protection.max_cascade_rounds >= 1"),
             (self.scenario.load_scale > 0, "scenario.load_scale must be > 0"),
+            (
+                self.scenario.outage_pool in ("any", "critical"),
+                "scenario.outage_pool must be 'any' or 'critical'",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -154,7 +154,9 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
         event_units=jnp.asarray(np.flatnonzero(dispatchable), jnp.int32),
         largest_unit=jnp.asarray(int(np.argmax(np.where(dispatchable, grid.pmax, -1))), jnp.int32),
         corridor=jnp.asarray(_corridor(grid, flows, scenario.corridor_outage)),
-        critical=jnp.asarray(ranked[: max(scenario.initial_branch_outages, 1)], jnp.int32),
+        critical=jnp.asarray(
+            ranked[: max(scenario.initial_branch_outages, config.n1_contingencies)], jnp.int32
+        ),
     )
 
 
@@ -211,7 +213,8 @@ class GridEnv:
             elements.append(chosen + offset)
             durations.append(jax.random.randint(k_d, (n_max,), low, high + 1))
 
-        random_slots(keys[0], s.branch_outages, params.event_branches, 0)
+        branch_pool = params.critical if s.outage_pool == "critical" else params.event_branches
+        random_slots(keys[0], s.branch_outages, branch_pool, 0)
         random_slots(keys[1], s.gen_outages, params.event_units, n_branch)
         random_slots(keys[2], (s.maintenance, s.maintenance), params.event_branches, 0)
         emergency = []

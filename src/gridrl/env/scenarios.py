@@ -10,9 +10,10 @@ SCENARIOS: dict[str, Scenario] = {
     # the top-decile load days, 15 % above the profile (a heat wave beyond the year's peak): lines
     # bind and trip, reserves are thin (at 5 % above, do-nothing barely saw an overload)
     "peak_demand": Scenario(name="peak_demand", days="peak", load_scale=1.15),
-    # one to three random branch outages and up to one unit outage during the day
+    # one to three random outages of critical branches (those whose loss loads the others the
+    # most) and up to one unit outage during the day
     "equipment_failure": Scenario(
-        name="equipment_failure", branch_outages=(1, 3), gen_outages=(0, 1)
+        name="equipment_failure", branch_outages=(1, 3), gen_outages=(0, 1), outage_pool="critical"
     ),
     # the days of largest renewable variability, with three times the forecast-error noise
     "renewable_intermittency": Scenario(

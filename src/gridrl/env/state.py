@@ -35,7 +35,7 @@ class EnvParams:
     event_units: Array  # int [n_dispatchable]: units random outages are drawn from
     largest_unit: Array  # int: the dispatchable unit with the largest pmax
     corridor: Array  # int [corridor_size]: the corridor the emergency scenario loses
-    critical: Array  # int [n_critical]: branches the stressed start takes out, in rank order
+    critical: Array  # int [n_critical]: non-islanding branches by outage severity, worst first
 
 
 @struct.dataclass
