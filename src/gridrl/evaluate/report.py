@@ -100,6 +100,10 @@ BAR_METRICS = (
     ("overload_steps", "overload branch-steps / episode", 1.0),
     ("survival_rate", "survival (%)", 100.0),
 )
+# a collapsed episode's value of lost load dwarfs the fuel cost of the others: when the bars of
+# one of these metrics span more than LOG_SCALE_SPAN, its axis is logarithmic (symlog through 0)
+LOG_SCALE_METRICS = ("operating_cost_per_hour", "energy_not_served_mwh", "overload_steps")
+LOG_SCALE_SPAN = 100.0
 TEXT_FILE_KEYS = ("policy", "case", "physics")
 NUMBER_FILE_KEYS = ("episode_steps", "step_minutes", "seed", "episodes")
 
@@ -335,6 +339,10 @@ def bar_chart(
                 if value is None:  # not run or undefined: say so rather than show a zero
                     ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center",
                                 va="bottom", fontsize=7, color="0.4")  # fmt: skip
+        shown = [b.get_height() for b in ax.patches if b.get_height() > 0]
+        if key in LOG_SCALE_METRICS and shown and max(shown) > LOG_SCALE_SPAN * min(shown):
+            ax.set_yscale("symlog", linthresh=min(shown))
+            title += ", log scale"
         ax.set_title(title, fontsize=11)
         ax.set_xticks(x, [s.replace("_", "\n") for s in scenarios], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
