@@ -1,10 +1,9 @@
 """docs/benchmarks.md is shared by the benchmark scripts: each owns one section between markers
-and rewrites only that, so running one benchmark never erases another's table. Also what the
-scripts share to name the machine."""
+and rewrites only that, so running one benchmark never erases another's table."""
 
 from __future__ import annotations
 
-import platform
+import json
 from pathlib import Path
 
 HEADER = (
@@ -28,10 +27,8 @@ def write_section(page: Path, name: str, markdown: str) -> None:
     page.write_text(text)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+def publish(results: dict, results_json: Path, page: Path, name: str, markdown: str) -> None:
+    """Write `results` as JSON and `markdown` as the section `name` of `page`."""
+    results_json.parent.mkdir(parents=True, exist_ok=True)
+    results_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_section(page, name, markdown)

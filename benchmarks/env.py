@@ -25,9 +25,10 @@ from pathlib import Path
 import jax
 
 import gridrl
+from gridrl.machine import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_page import cpu_name, write_section  # a sibling script, not a package
+from docs_page import publish  # a sibling script, not a package
 from env_grid2op import grid2op_steps_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,10 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         "gridrl": rows,
         "grid2op": g2o,
     }
-    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    write_section(DOCS_MD, "env", render(results))
-    print(render(results))
+    markdown = render(results)
+    publish(results, RESULTS_JSON, DOCS_MD, "env", markdown)
+    print(markdown)
     return 0
 
 

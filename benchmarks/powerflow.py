@@ -40,10 +40,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gridrl.cases import Grid, from_pandapower
+from gridrl.machine import cpu_name
 from gridrl.physics import ac_model, ac_power_flow, dc_model, dc_power_flow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_page import write_section  # a sibling script, not a package
+from docs_page import publish, write_section  # a sibling script, not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "powerflow.json"
@@ -448,13 +449,6 @@ def measure_pandapower(case: Case, gridmodel, kind: str, inputs: Inputs) -> dict
 
 
 def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(ROOT), *args], capture_output=True, text=True
@@ -464,7 +458,7 @@ def machine() -> dict:
     # the run measures the working tree: say so if the physics differs from the commit
     uncommitted = git("status", "--porcelain", "--", "src/gridrl/physics").splitlines()
     return {
-        "cpu": models[0] if models else platform.processor(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -753,9 +747,7 @@ def render_markdown(results: dict) -> str:
 
 
 def write_outputs(results: dict) -> None:
-    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=2) + "\n")
-    write_section(DOCS_MD, "powerflow", render_markdown(results))
+    publish(results, RESULTS_JSON, DOCS_MD, "powerflow", render_markdown(results))
 
 
 def main(argv: list[str] | None = None) -> int:

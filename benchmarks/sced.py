@@ -32,10 +32,11 @@ import numpy as np
 
 import gridrl
 from gridrl.cases import load
+from gridrl.machine import cpu_name
 from gridrl.opf import Sced
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_page import cpu_name, write_section  # a sibling script, not a package
+from docs_page import publish, write_section  # a sibling script, not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "sced.json"
@@ -221,10 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         "variants": variants,
         "lp_vs_qp": lp_vs_qp(costs["LP"], costs["QP"]),
     }
-    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    write_section(DOCS_MD, "sced", render(results))
-    print(render(results))
+    markdown = render(results)
+    publish(results, RESULTS_JSON, DOCS_MD, "sced", markdown)
+    print(markdown)
     return 0
 
 

@@ -39,6 +39,7 @@ from gridrl.env.state import EnvParams
 from gridrl.evaluate import metrics
 from gridrl.evaluate.sced_policy import ScedPolicy
 from gridrl.evaluate.schema import FORMAT
+from gridrl.machine import cpu_name
 
 SCED = "sced"
 BASELINES = (*HEURISTICS, SCED)
@@ -244,16 +245,8 @@ def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None =
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return f"{platform.platform()}; {cpu}; {os.cpu_count()} cores; jax {jax.default_backend()}"
+    cores = f"{os.cpu_count()} cores"
+    return f"{platform.platform()}; {cpu_name()}; {cores}; jax {jax.default_backend()}"
 
 
 @functools.cache
