@@ -48,7 +48,7 @@ def test_encoded_intent_is_what_the_environment_applies(env, start):
     assert {a: v.shape for a, v in actions.items()} == {
         a: env.action_space(a).shape for a in env.agents
     }
-    clean, touched = sanitize(actions)
+    clean, touched = sanitize(actions, params.grid.pd.dtype)
     assert not bool(touched)
     unit_on = np.asarray(params.grid.gen_status) > 0
     sp = setpoints(

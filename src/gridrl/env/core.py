@@ -319,7 +319,7 @@ class GridEnv:
         config, scenario = self.config, self.config.scenario
         grid, layout = params.grid, params.layout
         k_noise, k_forecast = jax.random.split(key)
-        actions, sanitized = dispatch.sanitize({a: actions[a] for a in self.agents})
+        actions, sanitized = dispatch.sanitize({a: actions[a] for a in self.agents}, grid.pd.dtype)
         decoded = dispatch.decode(actions, layout)
         step = state.step + 1
         noise = exogenous.advance_noise(k_noise, state.noise, params, scenario)

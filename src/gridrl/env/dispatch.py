@@ -34,15 +34,16 @@ def action_sizes(layout: Layout) -> dict[str, int]:
     return sizes
 
 
-def sanitize(actions: dict[str, Array]) -> tuple[dict[str, Array], Array]:
-    """Clip every action to [-1, 1], NaN to 0; flag whether anything had to change."""
+def sanitize(actions: dict[str, Array], dtype) -> tuple[dict[str, Array], Array]:
+    """Clip every action to [-1, 1], NaN to 0, in the env's `dtype` (a float64 action must not
+    promote the state); flag whether anything had to change."""
     clean, touched = {}, jnp.array(False)
     for name, action in actions.items():
         action = jnp.asarray(action)
         finite = jnp.where(jnp.isnan(action), 0.0, action)
         clipped = jnp.clip(finite, -1.0, 1.0)
         touched = touched | jnp.any(clipped != action) | jnp.any(jnp.isnan(action))
-        clean[name] = clipped
+        clean[name] = clipped.astype(dtype)
     return clean, touched
 
 

@@ -132,8 +132,6 @@ def step_keys(base: jax.Array, step: jax.Array) -> jax.Array:
 def _advance(env: GridEnv, params: EnvParams, carry, step: jax.Array, actions, keys):
     """One batched env step; metrics accumulated; terminated episodes frozen."""
     obs, state, totals = carry
-    # in the env's precision: a float64 action (x64 on) would promote the whole state
-    actions = {agent: a.astype(params.grid.pd.dtype) for agent, a in actions.items()}
     new_obs, new_state, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
         keys, state, actions, params
     )
