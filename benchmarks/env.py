@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 
 import gridrl
+from gridrl.env import AutoReset
 from gridrl.machine import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,37 +38,49 @@ DOCS_MD = ROOT / "docs" / "benchmarks.md"
 FULL = {"dc": (1, 64, 1024, 4096), "ac": (1, 64), "steps": 10, "repeats": 3, "g2o": 2000}
 QUICK = {"dc": (1, 256), "ac": (1, 64), "steps": 5, "repeats": 3, "g2o": 300}
 FLOORS = {"dc": 300_000, "ac": 20_000}
+ACTION_POOL = 8  # batches of random actions cycled through
 
 
 def gridrl_steps_per_second(physics: str, batch: int, steps: int, repeats: int) -> dict:
-    env = gridrl.make("ieee118", scenario="normal", physics=physics)
+    env = AutoReset(gridrl.make("ieee118", scenario="normal", physics=physics))
     params = env.default_params
-    keys = jax.random.split(jax.random.key(0), batch)
     reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    actions = {
-        agent: jax.random.uniform(
-            jax.random.key(i), (batch, *env.action_space(agent).shape), minval=-1.0, maxval=1.0
-        )
-        for i, agent in enumerate(env.agents)
-    }
+    # fresh random actions and keys each step, drawn beforehand (the policy is not timed)
+    pool = [
+        {
+            agent: jax.random.uniform(
+                jax.random.key(1000 * t + i),
+                (batch, *env.action_space(agent).shape),
+                minval=-1.0,
+                maxval=1.0,
+            )
+            for i, agent in enumerate(env.agents)
+        }
+        for t in range(ACTION_POOL)
+    ]
+    keys = [jax.random.split(jax.random.key(t), batch) for t in range(ACTION_POOL)]
     start = time.perf_counter()
-    _, state = jax.block_until_ready(reset(keys, params))
-    out = jax.block_until_ready(step(keys, state, actions, params))
+    _, state = jax.block_until_ready(reset(keys[0], params))
+    state = jax.block_until_ready(step(keys[0], state, pool[0], params))[1]
     compile_s = time.perf_counter() - start
-    state = out[1]
-    rates = []
+    for t in range(steps):  # into operation: trips, outages and resets under way
+        state = step(keys[t % ACTION_POOL], state, pool[t % ACTION_POOL], params)[1]
+    rates, done = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(steps):
-            state = step(keys, state, actions, params)[1]
+        for t in range(steps):
+            out = step(keys[t % ACTION_POOL], state, pool[t % ACTION_POOL], params)
+            state = out[1]
         jax.block_until_ready(state)
         rates.append(batch * steps / (time.perf_counter() - start))
+        done += int(out[3]["__all__"].sum())
     return {
         "physics": physics,
         "batch": batch,
         "env_steps_per_s": statistics.median(rates),
         "compile_and_first_step_s": compile_s,
+        "episodes_ended_in_last_steps": done,
     }
 
 

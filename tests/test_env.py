@@ -4,6 +4,8 @@ One environment (and one set of compiled functions) serves the whole module: a b
 stepped by one jitted, vmapped step; compiled functions are the expensive part on 2 cores.
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridrl.cases import load
-from gridrl.env import SCENARIOS, make, protection
+from gridrl.env import SCENARIOS, AutoReset, make, protection
 from gridrl.physics import dc_model, dc_power_flow, energized_buses
 from gridrl.physics.dc import outages
 
@@ -144,6 +146,60 @@ def test_an_overloaded_branch_trips_after_its_counter_and_recloses(env, fns):
     assert down[:tripped_at] == [0] * tripped_at
     assert down[tripped_at:] == [reclose - i for i in range(len(down) - tripped_at)]
     assert all_finite((obs, state, rewards, info))
+
+
+def test_cascades_batched_equal_sample_by_sample(env, fns):
+    """Under vmap only the samples with trips run the cascade rounds (env/sparse.py): the
+    batched step gives exactly what each sample gives alone."""
+    params = env.default_params
+    reset, step = fns
+    _, state = reset(keys(11), params)
+    # the 12 most loaded branches rated 1/1.6 of sample 0's flow: hard trips, then a cascade
+    flows = np.abs(np.asarray(state.flow[0]))
+    hot = np.argsort(-flows)[:12]
+    params = params.replace(rating=params.rating.at[hot].set(flows[hot] / 1.6))
+    actions = random_actions(env, jax.random.key(12))
+    _, batched, rewards, _, info = step(keys(13), state, actions, params)
+    rounds = np.asarray(info["cascade_rounds"])
+    assert rounds.max() > 2 and rounds.min() < rounds.max()  # the samples cascade differently
+    single = jax.jit(env.step)
+    for i in range(BATCH):
+        sample = partial(jax.tree.map, lambda x, i=i: x[i])
+        _, alone, alone_rewards, _, alone_info = single(
+            keys(13)[i], sample(state), sample(actions), params
+        )
+        assert int(alone_info["cascade_rounds"]) == rounds[i]
+        # float32: a batched product and a single one round differently (MW of ~1e3 MW flows)
+        np.testing.assert_allclose(alone.flow, batched.flow[i], rtol=1e-5, atol=1e-3)
+        np.testing.assert_array_equal(alone.branch_down, batched.branch_down[i])
+        np.testing.assert_allclose(
+            alone_rewards["strategic"], rewards["strategic"][i], rtol=1e-5, atol=1e-5
+        )
+
+
+def test_auto_reset_restarts_finished_episodes(env, fns):
+    reset, step = fns
+    params = env.default_params
+    wrapped = AutoReset(env)
+    auto_step = jax.jit(jax.vmap(wrapped.step, in_axes=(0, 0, 0, None)))
+    obs, state = reset(keys(21), params)
+    zero = {a: jnp.zeros((BATCH, *env.action_space(a).shape)) for a in env.agents}
+    # samples 0-3 on their last step, the others in mid-episode
+    late = jnp.arange(BATCH) < BATCH // 2
+    state = state.replace(step=jnp.where(late, EPISODE - 1, 2).astype(jnp.int32))
+    obs, after, rewards, dones, info = auto_step(keys(22), state, zero, params)
+    np.testing.assert_array_equal(np.asarray(dones["__all__"]), np.asarray(late))
+    # finished samples start over from a fresh reset (the reset key is split from the step key)
+    reset_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys(22))
+    fresh_obs, fresh = reset(reset_keys, params)
+    stepped = step(jax.vmap(lambda k: jax.random.split(k)[0])(keys(22)), state, zero, params)
+    for i in range(BATCH):
+        source = fresh if late[i] else stepped[1]
+        np.testing.assert_array_equal(np.asarray(after.step[i]), np.asarray(source.step[i]))
+        np.testing.assert_allclose(after.flow[i], source.flow[i], rtol=1e-6, atol=1e-6)
+        source_obs = fresh_obs if late[i] else stepped[0]
+        np.testing.assert_allclose(obs["safety"][i], source_obs["safety"][i], rtol=1e-6, atol=1e-6)
+    assert all_finite((obs, after, rewards, info))
 
 
 def test_an_islanding_outage_loses_the_island_load(env, fns):

@@ -4,9 +4,11 @@ from gridrl.env.config import EnvConfig, Protection, RewardWeights, Scenario
 from gridrl.env.core import GridEnv, build_params, make
 from gridrl.env.scenarios import SCENARIOS
 from gridrl.env.state import EnvParams, EnvState
+from gridrl.env.wrappers import AutoReset
 
 __all__ = [
     "SCENARIOS",
+    "AutoReset",
     "EnvConfig",
     "EnvParams",
     "EnvState",

@@ -298,9 +298,7 @@ class GridEnv:
             energized=response.flows.energized,
             served=jnp.where(response.flows.energized, demand, 0.0) - response.balance.auto_shed,
             reserve=_reserve(params, response, sp),
-            n1_secure=protection.n1_secure_share(
-                params, response.flows, response.topology, response.line_status
-            ),
+            n1_secure=response.n1_secure,
             terminated=jnp.array(False),
         )
         not_served = jnp.sum(demand) - jnp.sum(state.served)
@@ -321,7 +319,7 @@ class GridEnv:
         k_noise, k_forecast = jax.random.split(key)
         actions, sanitized = dispatch.sanitize({a: actions[a] for a in self.agents}, grid.pd.dtype)
         decoded = dispatch.decode(actions, layout)
-        step = state.step + 1
+        step = (state.step + 1).astype(jnp.int32)
         noise = exogenous.advance_noise(k_noise, state.noise, params, scenario)
         demand, available = exogenous.conditions(params, scenario, state.day, step, noise)
         branch_down, gen_down = _apply_events(
@@ -353,7 +351,7 @@ class GridEnv:
             ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))
         ) | ~flows.converged
         reserve = _reserve(params, response, sp)
-        n1 = protection.n1_secure_share(params, flows, response.topology, response.line_status)
+        n1 = response.n1_secure
         new_state = EnvState(
             step=step,
             day=state.day,

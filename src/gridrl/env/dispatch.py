@@ -107,29 +107,21 @@ def setpoints(
     """Apply the decoded actions to the previous output `pg` within ramps and limits."""
     layout, grid = params.layout, params.grid
     ramp = step_ramp(params)
-    move = jnp.zeros_like(pg).at[layout.slow].add(decoded.slow * ramp[layout.slow])
-    fast_move = decoded.fast * layout.fast_mask * ramp[layout.fast]
-    move = move.at[layout.fast.reshape(-1)].add(fast_move.reshape(-1))
+    move = _per_element(
+        layout.unit_move, decoded.slow * ramp[layout.slow], decoded.fast * ramp[layout.fast]
+    )
     dispatchable = layout.dispatchable & unit_on
     lower = jnp.where(dispatchable, jnp.maximum(grid.pmin, pg - ramp), 0.0)
     upper = jnp.where(dispatchable, jnp.minimum(available, pg + ramp), 0.0)
     lower = jnp.minimum(lower, upper)  # a unit derated below its minimum runs at what it can
     # renewables: what the weather gives, less curtailment
-    curtail_share = (
-        jnp.zeros_like(pg)
-        .at[layout.renewable.reshape(-1)]
-        .add((decoded.curtail * layout.renewable_mask).reshape(-1))
-    )
+    curtail_share = _per_element(layout.unit_curtail, decoded.curtail)
     renewable_on = unit_on & ~layout.dispatchable
     renewable = jnp.where(renewable_on, available, 0.0)
     curtailed = renewable * jnp.clip(curtail_share, 0.0, 1.0)
     target = jnp.where(dispatchable, jnp.clip(pg + move, lower, upper), renewable - curtailed)
     # shedding: the larger of the region's operational and the safety agent's emergency shed
-    bus_shed = (
-        jnp.zeros_like(demand)
-        .at[layout.bus.reshape(-1)]
-        .add((decoded.shed * layout.bus_mask).reshape(-1))
-    )
+    bus_shed = _per_element(layout.bus_slot, decoded.shed)
     share = jnp.maximum(bus_shed, decoded.emergency[layout.bus_region]) * config.max_shed_share
     return Setpoints(
         target=target,
@@ -138,6 +130,13 @@ def setpoints(
         curtailed=curtailed,
         shed=jnp.maximum(demand, 0.0) * jnp.clip(share, 0.0, 1.0),
     )
+
+
+def _per_element(slots: Array, *parts: Array) -> Array:
+    """The agents' per-slot values (`parts`, flattened and joined) seen from each element:
+    `slots` (Layout) says where each element's value is, past the end for none (0)."""
+    values = jnp.concatenate([p.reshape(-1) for p in parts])
+    return jnp.concatenate([values, jnp.zeros(1, values.dtype)])[slots]
 
 
 @struct.dataclass

@@ -56,9 +56,8 @@ def conditions(params: EnvParams, scenario: Scenario, day: Array, step: Array, n
         solar_noise,
     )  # fmt: skip
     pmax = grid.pmax
-    share = jnp.ones_like(pmax)
-    share = share.at[layout.wind].set(wind * scenario.renewable_scale)
-    share = share.at[layout.solar].set(solar * scenario.renewable_scale)
+    weather = jnp.concatenate([wind * scenario.renewable_scale, solar * scenario.renewable_scale])
+    share = jnp.concatenate([weather, jnp.ones(1, weather.dtype)])[layout.unit_weather]
     available = jnp.clip(share, 0.0, 1.0) * pmax * (grid.gen_status > 0)
     return demand * scenario.load_scale, available
 

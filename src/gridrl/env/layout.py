@@ -48,6 +48,11 @@ class Layout:
     wind: Array  # int [n_wind]: wind units
     solar: Array  # int [n_solar]: solar units
     contingencies: Array  # int [n1]: screened branches for the N-1 indicator
+    # the same roles seen from each element, for gathers (a scatter per sample is slow on CPU):
+    unit_move: Array  # int [n_gen]: slot of the unit in [slow | fast.flat | a zero slot]
+    unit_curtail: Array  # int [n_gen]: slot of the unit in [renewable.flat | a zero slot]
+    bus_slot: Array  # int [n_bus]: slot of the bus in bus.flat
+    unit_weather: Array  # int [n_gen]: slot of the unit in [wind | solar | a slot of 1]
 
     @property
     def n_region(self) -> int:
@@ -82,8 +87,11 @@ def build_layout(grid: Grid, contingencies: np.ndarray) -> Layout:
     bus_index, bus_mask = _padded([np.flatnonzero(bus_region == r) for r in regions])
     touching = np.stack([(f_region == r) | (t_region == r) for r in regions])
     branch_index, branch_mask = _padded([np.flatnonzero(t) for t in touching])
+    slow_index = np.flatnonzero(slow)
+    wind = np.flatnonzero((gen_type == GenType.WIND) & in_service)
+    solar = np.flatnonzero((gen_type == GenType.SOLAR) & in_service)
     return Layout(
-        slow=jnp.asarray(np.flatnonzero(slow), jnp.int32),
+        slow=jnp.asarray(slow_index, jnp.int32),
         fast=jnp.asarray(fast_index),
         fast_mask=jnp.asarray(fast_mask),
         renewable=jnp.asarray(ren_index),
@@ -96,7 +104,23 @@ def build_layout(grid: Grid, contingencies: np.ndarray) -> Layout:
         bus_region=jnp.asarray(bus_region),
         gen_region=jnp.asarray(gen_region.astype(np.int32)),
         dispatchable=jnp.asarray(slow | fast),
-        wind=jnp.asarray(np.flatnonzero((gen_type == GenType.WIND) & in_service), jnp.int32),
-        solar=jnp.asarray(np.flatnonzero((gen_type == GenType.SOLAR) & in_service), jnp.int32),
+        wind=jnp.asarray(wind, jnp.int32),
+        solar=jnp.asarray(solar, jnp.int32),
         contingencies=jnp.asarray(np.asarray(contingencies, np.int32)),
+        unit_move=_slots(grid.n_gen, [slow_index[:, None], fast_index], [True, fast_mask]),
+        unit_curtail=_slots(grid.n_gen, [ren_index], [ren_mask]),
+        bus_slot=_slots(grid.n_bus, [bus_index], [bus_mask]),
+        unit_weather=_slots(grid.n_gen, [wind[:, None], solar[:, None]], [True, True]),
     )
+
+
+def _slots(size: int, groups: list[np.ndarray], masks: list) -> Array:
+    """int [size]: where each element sits in the concatenation of the flattened index arrays
+    `groups` (their masked-out slots skipped); elements in none point past the end, at the
+    zero (or one) slot the caller appends."""
+    index = np.concatenate([np.asarray(g).reshape(-1) for g in groups])
+    pairs = zip(groups, masks, strict=True)
+    used = np.concatenate([np.broadcast_to(m, np.shape(g)).reshape(-1) for g, m in pairs])
+    slots = np.full(size, index.size, np.int32)
+    slots[index[used]] = np.flatnonzero(used)
+    return jnp.asarray(slots)

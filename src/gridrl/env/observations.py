@@ -14,6 +14,7 @@ fractions of the rating, counters fractions of their limit.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import struct
 
@@ -65,8 +66,9 @@ def _regions(params: EnvParams, state: EnvState) -> Array:
     layout = params.layout
     n_region = layout.n_region
     peak = params.peak_load_mw / n_region
-    demand = jnp.zeros(n_region).at[layout.bus_region].add(state.demand)
-    output = jnp.zeros(n_region).at[layout.gen_region].add(state.pg)
+    # sums per region as products with one-hot maps (a scatter per sample is slow on CPU)
+    demand = state.demand @ jax.nn.one_hot(layout.bus_region, n_region, dtype=state.demand.dtype)
+    output = state.pg @ jax.nn.one_hot(layout.gen_region, n_region, dtype=state.pg.dtype)
     loading = jnp.abs(state.flow[layout.branch]) / params.rating[layout.branch]
     loading = jnp.where(layout.branch_mask, loading, 0.0)
     return jnp.concatenate(
@@ -90,19 +92,23 @@ def strategic(config, params: EnvParams, state: EnvState, extras: Extras) -> Arr
     ).astype(state.pg.dtype)
 
 
-def operational(config, params: EnvParams, state: EnvState, region: int) -> Array:
+def operational(config, params: EnvParams, state: EnvState) -> Array:
+    """[n_region, size]: every operational agent's view, one row per region (the regions share
+    one padded layout, so each part is one gather for all of them)."""
     layout, grid = params.layout, params.grid
     protection = config.protection
-    fast, fast_mask = layout.fast[region], layout.fast_mask[region]
-    renewable, renewable_mask = layout.renewable[region], layout.renewable_mask[region]
-    bus, bus_mask = layout.bus[region], layout.bus_mask[region]
-    branch, branch_mask = layout.branch[region], layout.branch_mask[region]
+    n_region = layout.n_region
+    dtype = state.pg.dtype
+    fast, fast_mask = layout.fast, layout.fast_mask
+    renewable, renewable_mask = layout.renewable, layout.renewable_mask
+    bus, bus_mask = layout.bus, layout.bus_mask
+    branch, branch_mask = layout.branch, layout.branch_mask
     ramp = grid.ramp[fast] * 5.0
     parts = [
-        _time(config, params, state),
-        jnp.eye(layout.n_region, dtype=state.pg.dtype)[region],
-        state.directive[region : region + 1],
-        state.gate[region : region + 1],
+        jnp.broadcast_to(_time(config, params, state), (n_region, 4)),
+        jnp.eye(n_region, dtype=dtype),
+        state.directive[:, None],
+        state.gate[:, None],
         _per_unit(state.pg[fast], grid.pmax[fast]) * fast_mask,
         _per_unit(jnp.minimum(state.available[fast] - state.pg[fast], ramp), grid.pmax[fast])
         * fast_mask,
@@ -115,7 +121,7 @@ def operational(config, params: EnvParams, state: EnvState, region: int) -> Arra
         state.overload_count[branch] / protection.trip_after_steps * branch_mask,
         (state.branch_down[branch] == 0) * branch_mask,
     ]
-    return jnp.concatenate([jnp.asarray(p, state.pg.dtype) for p in parts])
+    return jnp.concatenate([jnp.asarray(p, dtype) for p in parts], axis=1)
 
 
 def safety(config, params: EnvParams, state: EnvState, extras: Extras) -> Array:
@@ -137,8 +143,9 @@ def observe(config: EnvConfig, params: EnvParams, state: EnvState, extras: Extra
     """Every agent's observation and the world state."""
     n_region = params.layout.n_region
     obs = {"strategic": strategic(config, params, state, extras)}
+    regional = operational(config, params, state)
     for r in range(n_region):
-        obs[f"operational_{r}"] = operational(config, params, state, r)
+        obs[f"operational_{r}"] = regional[r]
     obs["safety"] = safety(config, params, state, extras)
     obs["world_state"] = jnp.concatenate([obs[name] for name in list(obs)])
     return obs

@@ -21,6 +21,7 @@ from flax import struct
 
 from gridrl.env.config import EnvConfig
 from gridrl.env.dispatch import Balance, Setpoints, balance
+from gridrl.env.sparse import where_needed
 from gridrl.env.state import EnvParams
 from gridrl.physics.ac import ac_power_flow
 from gridrl.physics.dc import Outages, capacitance_weights, low_rank_flow, outages
@@ -52,7 +53,7 @@ class Response:
     overload_count: Array  # int32 [n_branch]
     rounds: Array  # int32: power flows solved this step
     lost_load: Array  # MW of served load lost in de-energised islands
-    topology: Outages  # the branches out in the last solve, for the N-1 indicator
+    n1_secure: Array  # share of the screened contingencies that are secure (n1_secure_share)
 
 
 def solve_flows(
@@ -96,6 +97,37 @@ def solve_flows(
     )
 
 
+def _solve_round(
+    params: EnvParams,
+    config: EnvConfig,
+    sp: Setpoints,
+    served: Array,
+    unit_on: Array,
+    status: Array,
+    max_outages: int,
+) -> tuple[Balance, Flows]:
+    """One round: the energised buses of topology `status` (at most `max_outages` base branches
+    out; 0: the base topology), the dispatch balanced over them, and the flows."""
+    grid, layout = params.grid, params.layout
+    topology = outages(params.dc, status, max_outages)
+    energized = topology.energized
+    on = unit_on & energized[grid.gen_bus]
+    live = sp.replace(
+        target=jnp.where(on, sp.target, 0.0),
+        lower=jnp.where(on, sp.lower, 0.0),
+        upper=jnp.where(on, sp.upper, 0.0),
+    )
+    load = jnp.where(energized, served, 0.0)
+    bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on)
+    flows = solve_flows(params, config, topology, load - bal.auto_shed, bal.pg)
+    return bal, flows
+
+
+def _branches_out(params: EnvParams, status: Array) -> Array:
+    """bool: some branch of the base topology is out."""
+    return jnp.any(params.dc.usable & ~status)
+
+
 def respond(
     params: EnvParams,
     config: EnvConfig,
@@ -105,52 +137,67 @@ def respond(
     line_status: Array,
     overload_count: Array,
 ) -> Response:
-    """Balance, solve, trip and cascade (see the module notes). `served` [n_bus] is the demand
-    less the agents' shedding; `line_status` the topology at the start of the step."""
-    protection = config.protection
-    grid, layout = params.grid, params.layout
+    """Balance, solve, trip and cascade, then the N-1 indicator (see the module notes).
+    `served` [n_bus] is the demand less the agents' shedding; `line_status` the topology at the
+    start of the step.
 
-    def solve(status: Array):
-        topology = outages(params.dc, status, config.max_outages)
-        energized = topology.energized
-        on = unit_on & energized[grid.gen_bus]
-        live = sp.replace(
-            target=jnp.where(on, sp.target, 0.0),
-            lower=jnp.where(on, sp.lower, 0.0),
-            upper=jnp.where(on, sp.upper, 0.0),
-        )
-        load = jnp.where(energized, served, 0.0)
-        bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on)
-        flows = solve_flows(params, config, topology, load - bal.auto_shed, bal.pg)
-        return topology, bal, flows
+    Most samples of a batch have every branch in: they are solved on the base topology, and
+    only the others pay for the rank-K update, the islands and the compensated N-1 (under vmap,
+    `where_needed` gathers them); AC always solves the step's topology."""
+    protection, max_outages = config.protection, config.max_outages
+
+    def solve(operands, k: int = max_outages):
+        params, sp, served, unit_on, status = operands
+        return _solve_round(params, config, sp, served, unit_on, status, k)
 
     # round 0: the step's topology; protection counters advance here only
-    topology, bal, flows = solve(line_status)
+    operands = (params, sp, served, unit_on, line_status)
+    if config.physics == "dc":
+        base = solve(operands, 0)
+        bal, flows = where_needed(_branches_out(params, line_status), base, solve, operands)
+    else:
+        bal, flows = solve(operands)
     over = line_status & (flows.loading > 1.0)
     counts = jnp.where(over, overload_count + 1, 0)
     trips = line_status & (
         (counts >= protection.trip_after_steps) | (flows.loading > protection.hard_limit)
     )
 
-    def cascade(carry):
-        status, tripped, trips, _, _, _, rounds = carry
-        status = status & ~trips
-        topology, bal, flows = solve(status)
-        next_trips = status & (flows.loading > protection.hard_limit)
-        return status, tripped | trips, next_trips, topology, bal, flows, rounds + 1
+    def cascade(operands):
+        carry, params, sp, served, unit_on = operands
 
-    def pending(carry):
-        trips, rounds = carry[2], carry[-1]
-        return jnp.any(trips) & (rounds < protection.max_cascade_rounds)
+        def round_(carry):
+            status, tripped, trips, _, _, rounds = carry
+            status = status & ~trips
+            bal, flows = solve((params, sp, served, unit_on, status))
+            next_trips = status & (flows.loading > protection.hard_limit)
+            return status, tripped | trips, next_trips, bal, flows, rounds + 1
+
+        def pending(carry):
+            trips, rounds = carry[2], carry[-1]
+            return jnp.any(trips) & (rounds < protection.max_cascade_rounds)
+
+        return jax.lax.while_loop(pending, round_, carry)
 
     no_trip = jnp.zeros_like(line_status)
-    carry = (line_status, no_trip, trips, topology, bal, flows, 1)
-    status, tripped, trips, topology, bal, flows, rounds = jax.lax.while_loop(
-        pending, cascade, carry
+    carry = (line_status, no_trip, trips, bal, flows, jnp.int32(1))
+    # a cascade is rare: under vmap only the samples with trips run its rounds (env/sparse.py)
+    solved, tripped, trips, bal, flows, rounds = where_needed(
+        jnp.any(trips) & (protection.max_cascade_rounds > 1),
+        carry,
+        cascade,
+        (carry, params, sp, served, unit_on),
     )
     # trips found in the last allowed round take effect now; their flows next step
-    status = status & ~trips
+    status = solved & ~trips
     tripped = tripped | trips
+
+    def n1(operands, k: int = max_outages):
+        params, flows, solved, status = operands
+        return n1_secure_share(params, flows, outages(params.dc, solved, k), status)
+
+    operands = (params, flows, solved, status)
+    n1_secure = where_needed(_branches_out(params, solved), n1(operands, 0), n1, operands)
     lost = jnp.sum(jnp.where(flows.energized, 0.0, jnp.maximum(served, 0.0)))
     return Response(
         flows=flows,
@@ -158,9 +205,9 @@ def respond(
         line_status=status,
         tripped=tripped,
         overload_count=jnp.where(status, counts, 0).astype(jnp.int32),
-        rounds=jnp.asarray(rounds, jnp.int32),
+        rounds=rounds,
         lost_load=lost,
-        topology=topology,
+        n1_secure=n1_secure,
     )
 
 
@@ -177,14 +224,16 @@ def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
     model = params.dc
     cont = params.layout.contingencies
     gram = model.branch_gram
-    at_outages = gram[topology.branch]  # [K, n_branch] (G is symmetric)
-    weights = capacitance_weights(model, topology, at_outages[:, cont])  # [K, n1]
-    # computed once: XLA would otherwise fuse the elimination into every element below
-    weights = jax.lax.optimization_barrier(weights)
-    # unrolled over K: elementwise, fused by XLA (a batched dot with K rows is slow on CPU)
-    columns = gram[:, cont] - sum(
-        at_outages[k][:, None] * weights[k][None, :] for k in range(weights.shape[0])
-    )
+    columns = gram[:, cont]
+    if topology.branch.shape[-1]:  # branches out: compensate (none: the base gram's columns)
+        at_outages = gram[topology.branch]  # [K, n_branch] (G is symmetric)
+        weights = capacitance_weights(model, topology, at_outages[:, cont])  # [K, n1]
+        # computed once: XLA would otherwise fuse the elimination into every element below
+        weights = jax.lax.optimization_barrier(weights)
+        # unrolled over K: elementwise, fused by XLA (a batched dot with K rows is slow on CPU)
+        columns = columns - sum(
+            at_outages[k][:, None] * weights[k][None, :] for k in range(weights.shape[0])
+        )
     own = columns[cont, jnp.arange(cont.shape[0])]
     transfer = 1.0 - model.susceptance[cont] * own
     islanding = jnp.abs(transfer) < ISLANDING_TRANSFER

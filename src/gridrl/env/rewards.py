@@ -49,60 +49,62 @@ def generation_cost(params: EnvParams, pg: Array) -> Array:
     )
 
 
-def _terms(w: RewardWeights, params: EnvParams, o: StepOutcome, branch_mask, bus_mask, gen_mask):
-    """(safety, cost) over the elements selected by the masks."""
-    excess = jnp.sum(jnp.where(branch_mask & o.line_status, jnp.maximum(o.loading - 1.0, 0.0), 0))
+def _layered(w: RewardWeights, params: EnvParams, o: StepOutcome):
+    """(safety, dollars $/h, trips), each [1 + n_region]: the whole grid first, then each region
+    (branches touching it, its buses and units). Each element's terms are computed once and
+    summed per scope by one small product (scopes overlap on tie lines)."""
+    layout = params.layout
+    dtype = o.pg.dtype
+    regions = jnp.arange(layout.n_region)
+
+    def per_scope(in_region: Array, *values: Array) -> tuple[Array, ...]:
+        scopes = jnp.concatenate([jnp.ones_like(in_region[:1]), in_region]).astype(dtype)
+        return tuple((scopes @ jnp.stack(values, -1)).T)
+
+    excess = jnp.where(o.line_status, jnp.maximum(o.loading - 1.0, 0.0), 0.0)
+    excess, trips = per_scope(layout.region_branches, excess, o.tripped.astype(dtype))
     grid = params.grid
     if o.voltage_checked:
         violation = jnp.maximum(o.vm - grid.vmax, 0.0) + jnp.maximum(grid.vmin - o.vm, 0.0)
-        voltage = jnp.sum(jnp.where(bus_mask & o.energized, violation, 0.0))
+        violation = jnp.where(o.energized, violation, 0.0)
     else:
-        voltage = jnp.zeros_like(excess)
-    demand = jnp.sum(jnp.where(bus_mask, jnp.maximum(o.demand, 0.0), 0.0))
-    not_served = jnp.sum(jnp.where(bus_mask, o.not_served, 0.0))
+        violation = jnp.zeros_like(o.vm)
+    bus_scope = layout.bus_region[None, :] == regions[:, None]
+    voltage, demand, not_served = per_scope(
+        bus_scope, violation, jnp.maximum(o.demand, 0.0), o.not_served
+    )
+    gen_scope = layout.gen_region[None, :] == regions[:, None]
+    cost, curtailed = per_scope(gen_scope, generation_cost(params, o.pg), o.curtailed)
     ens_share = not_served / jnp.maximum(demand, 1e-6)
-    trips = jnp.sum(branch_mask & o.tripped)
     safety = -(
         w.overload * excess
         + w.voltage * 10.0 * voltage
         + w.energy_not_served * 10.0 * ens_share
         + w.trip * trips
     )
-    dollars = (
-        jnp.sum(jnp.where(gen_mask, generation_cost(params, o.pg), 0.0))
-        + w.value_of_lost_load * not_served
-        + w.curtailment_price * jnp.sum(jnp.where(gen_mask, o.curtailed, 0.0))
-    )
+    dollars = cost + w.value_of_lost_load * not_served + w.curtailment_price * curtailed
     return safety, dollars, trips
 
 
 def rewards(w: RewardWeights, params: EnvParams, o: StepOutcome) -> dict[str, Array]:
-    layout = params.layout
-    all_branches = jnp.ones_like(o.line_status)
-    all_buses = jnp.ones_like(o.energized)
-    all_gens = jnp.ones(o.pg.shape, bool)
-    safety, dollars, trips = _terms(w, params, o, all_branches, all_buses, all_gens)
-    cost = -dollars / w.cost_scale_per_hour
+    n_region = params.layout.n_region
+    safety, dollars, trips = _layered(w, params, o)
     demand = jnp.sum(jnp.maximum(o.demand, 0.0))
     shortfall = jnp.maximum(1.0 - o.reserve / jnp.maximum(w.reserve_target * demand, 1e-6), 0.0)
     uptime = -(shortfall + w.n1 * (1.0 - o.n1_secure))
-    penalty = w.trip_penalty * trips + w.blackout_penalty * o.blackout
+    penalty = w.trip_penalty * trips[0] + w.blackout_penalty * o.blackout
+    cost = -dollars[0] / w.cost_scale_per_hour
     out = {
-        "strategic": w.safety * safety + w.cost * cost + w.uptime * uptime - penalty,
-        "safety": safety - penalty,
+        "strategic": w.safety * safety[0] + w.cost * cost + w.uptime * uptime - penalty,
+        "safety": safety[0] - penalty,
     }
-    n_region = layout.n_region
     for r in range(n_region):
-        branch_mask = layout.region_branches[r]
-        bus_mask = layout.bus_region == r
-        gen_mask = layout.gen_region == r
-        safety_r, dollars_r, trips_r = _terms(w, params, o, branch_mask, bus_mask, gen_mask)
-        cost_r = -dollars_r * n_region / w.cost_scale_per_hour
+        cost_r = -dollars[1 + r] * n_region / w.cost_scale_per_hour
         out[f"operational_{r}"] = (
-            w.safety * safety_r
+            w.safety * safety[1 + r]
             + w.cost * cost_r
             + w.uptime * uptime
-            - w.trip_penalty * trips_r
+            - w.trip_penalty * trips[1 + r]
             - w.blackout_penalty * o.blackout
         )
     return {name: value.astype(o.pg.dtype) for name, value in out.items()}

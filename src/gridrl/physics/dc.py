@@ -302,8 +302,14 @@ class Outages:
 
 def outages(model: DCModel, line_status: Array, max_outages: int) -> Outages:
     """The topology `line_status` [..., n_branch] for `low_rank_flow`, for callers that bound the
-    number of branches out themselves: beyond `max_outages`, only the first ones count."""
+    number of branches out themselves: beyond `max_outages`, only the first ones count (with
+    `max_outages=0`, none: the base topology, which costs nothing to solve beyond the base)."""
     usable = model.usable & line_status
+    if max_outages == 0:
+        empty = jnp.zeros((*usable.shape[:-1], 0), jnp.int32)
+        energized = jnp.broadcast_to(model.energized, (*usable.shape[:-1], model.n_bus))
+        coeff = empty.astype(model.susceptance.dtype)
+        return Outages(usable, branch=empty, valid=empty > 0, coeff=coeff, energized=energized)
     return _outages(model, usable, first_true(model.usable & ~usable, max_outages))
 
 
@@ -348,6 +354,10 @@ def low_rank_flow(model: DCModel, out: Outages, pd: Array, pg: Array) -> DCResul
     dtype = injection.dtype
     n_bus = model.n_bus
     energized = out.energized
+    if out.branch.shape[-1] == 0:  # the base topology
+        rhs = jnp.where(energized, injection - model.shift_buses, 0.0)
+        flow = model.susceptance * (rhs @ model.branch_angles) + model.shift_injection
+        return _result(model, rhs @ model.inverse, energized, out.usable, pd, injection, flow)
     p, q = model.f_bus[out.branch], model.t_bus[out.branch]
     live = energized.astype(dtype)
     shift = jnp.where(out.valid, model.shift_injection[out.branch], 0.0)

@@ -1,0 +1,78 @@
+"""Rare, expensive work in a vmapped step, paid only for the samples that need it.
+
+Under `jax.vmap`, a `lax.cond` or `lax.while_loop` whose predicate differs between samples runs
+its body for the whole batch (and a while loop for as many rounds as the slowest sample needs).
+A cascade after a trip is such work: a few samples of a batch need it, each round a full power
+flow. `where_needed` keeps the unbatched meaning of a `lax.cond`, and under vmap gathers the
+samples that need the work, a `share` of the batch at a time, runs it on those only and
+scatters the results back (a custom batching rule, `jax.custom_batching.custom_vmap`). When
+most of the batch needs it, the work runs on the whole batch at once instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jnp.ndarray
+
+
+def where_needed(
+    needed: Array, skipped: Any, work: Callable[[Any], Any], operands: Any, share: float = 0.125
+) -> Any:
+    """`work(operands)` if `needed` (a bool scalar per sample) else `skipped`, a pytree shaped
+    like work's result. Under vmap, `work` runs on the needing samples only, in chunks of
+    ceil(share·batch). `work` must take all its arrays through `operands` (no closed-over
+    tracers); unbatched operands stay unbatched inside it."""
+
+    @jax.custom_batching.custom_vmap
+    def run(needed: Array, skipped: Any, operands: Any) -> Any:
+        return jax.lax.cond(needed, work, lambda _: skipped, operands)
+
+    @run.def_vmap
+    def run_batched(axis_size: int, in_batched, needed, skipped, operands):
+        needed_batched, skipped_batched, operands_batched = in_batched
+        result = jax.tree.map(
+            lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)),
+            skipped,
+            skipped_batched,
+        )
+        if not needed_batched:
+            needed = jnp.broadcast_to(needed, (axis_size,))
+        in_axes = jax.tree.map(lambda batched: 0 if batched else None, operands_batched)
+        capacity = max(1, math.ceil(share * axis_size))
+
+        def chunk(state):
+            result, remaining = state
+            index = jnp.nonzero(remaining, size=capacity, fill_value=axis_size)[0]
+            valid = index < axis_size
+            safe = jnp.where(valid, index, 0)  # padded slots repeat sample 0; dropped below
+            picked = jax.tree.map(
+                lambda x, batched: x[safe] if batched else x, operands, operands_batched
+            )
+            done = jax.vmap(work, in_axes=(in_axes,))(picked)
+            result = jax.tree.map(lambda r, d: r.at[index].set(d, mode="drop"), result, done)
+            return result, remaining.at[index].set(False, mode="drop")
+
+        def compacted():
+            return jax.lax.while_loop(lambda state: jnp.any(state[1]), chunk, (result, needed))[0]
+
+        def everywhere():
+            done = jax.vmap(work, in_axes=(in_axes,))(operands)
+            return jax.tree.map(lambda r, d: _select(needed, d, r), result, done)
+
+        # most samples need it: the whole batch at once is cheaper than many chunks
+        many = jnp.sum(needed) > axis_size // 2
+        result = jax.lax.cond(many, everywhere, compacted)
+        return result, jax.tree.map(lambda _: True, result)
+
+    return run(needed, skipped, operands)
+
+
+def _select(mask: Array, yes: Array, no: Array) -> Array:
+    """`yes` where `mask` [batch] else `no`, broadcasting the mask over trailing axes."""
+    return jnp.where(mask.reshape(mask.shape + (1,) * (yes.ndim - 1)), yes, no)
