@@ -5,8 +5,7 @@ its body for the whole batch (and a while loop for as many rounds as the slowest
 A cascade after a trip is such work: a few samples of a batch need it, each round a full power
 flow. `where_needed` keeps the unbatched meaning of a `lax.cond`, and under vmap gathers the
 samples that need the work, a `share` of the batch at a time, runs it on those only and
-scatters the results back (a custom batching rule, `jax.custom_batching.custom_vmap`). When
-most of the batch needs it, the work runs on the whole batch at once instead.
+scatters the results back (a custom batching rule, `jax.custom_batching.custom_vmap`).
 """
 
 from __future__ import annotations
@@ -58,21 +57,9 @@ def where_needed(
             result = jax.tree.map(lambda r, d: r.at[index].set(d, mode="drop"), result, done)
             return result, remaining.at[index].set(False, mode="drop")
 
-        def compacted():
-            return jax.lax.while_loop(lambda state: jnp.any(state[1]), chunk, (result, needed))[0]
-
-        def everywhere():
-            done = jax.vmap(work, in_axes=(in_axes,))(operands)
-            return jax.tree.map(lambda r, d: _select(needed, d, r), result, done)
-
-        # most samples need it: the whole batch at once is cheaper than many chunks
-        many = jnp.sum(needed) > axis_size // 2
-        result = jax.lax.cond(many, everywhere, compacted)
+        # where most samples need it, chunk after chunk covers them at about the cost of the
+        # whole batch at once; one traced copy of `work` keeps the compile time down
+        result, _ = jax.lax.while_loop(lambda state: jnp.any(state[1]), chunk, (result, needed))
         return result, jax.tree.map(lambda _: True, result)
 
     return run(needed, skipped, operands)
-
-
-def _select(mask: Array, yes: Array, no: Array) -> Array:
-    """`yes` where `mask` [batch] else `no`, broadcasting the mask over trailing axes."""
-    return jnp.where(mask.reshape(mask.shape + (1,) * (yes.ndim - 1)), yes, no)
