@@ -3,10 +3,13 @@ measured in the same run on this machine.
 
     python benchmarks/env.py [--quick]
 
-gridrl: `jax.vmap(env.step)` jitted once per batch size, random actions in [-1, 1], the
-`normal` scenario on ieee118 with protection, cascades and the N-1 indicator on (they always
-are). Grid2Op: do-nothing steps of a bundled 118-bus dataset with LightSim2Grid's backend, one
-process (benchmarks/env_grid2op.py says exactly what a step costs there). Results go to
+gridrl: `jax.vmap(AutoReset(env).step)` jitted once per batch size (finished episodes restart
+within the step, as in a training rollout), fresh random actions in [-1, 1] each step (8
+batches drawn beforehand, cycled: the policy is not timed), the `normal` scenario on ieee118
+with protection, cascades and the N-1 indicator on (they always are), timed after as many
+steps as are timed, so that trips, outages and resets are under way. Grid2Op: do-nothing steps
+of a bundled 118-bus dataset with LightSim2Grid's backend, one process
+(benchmarks/env_grid2op.py says exactly what a step costs there). Results go to
 benchmarks/results/env.json and the "env" section of docs/benchmarks.md.
 """
 
@@ -90,9 +93,9 @@ def render(results: dict) -> str:
         "## Environment (benchmarks/env.py)",
         "",
         f"Machine: **{results['machine']['cpu']}**, {results['date']}{_load(results)}. gridrl:"
-        " ieee118, `normal`"
-        " scenario, random actions, protection + cascades + N-1 indicator on, float32, one jitted"
-        " vmapped step. Grid2Op: `"
+        " ieee118, `normal` scenario, fresh random actions each step, protection + cascades + N-1"
+        " indicator on, float32, one jitted vmapped `AutoReset` step (finished episodes restart"
+        " within it). Grid2Op: `"
         f"{g2o['dataset']}` with LightSim2Grid, do-nothing, one process:"
         f" **{g2o['steps_per_s']:,.0f} env-steps/s** in the same run.",
         "",

@@ -44,6 +44,9 @@ def test_nothing_needed_and_nested_vmap():
     x = jnp.asarray(np.random.default_rng(1).uniform(0.0, 100.0, (3, 5)))
     none = jax.vmap(lambda v: reduce(v, jnp.asarray(200.0), 0.5))(x[0])
     np.testing.assert_array_equal(np.asarray(none[0]), np.asarray(x[0]))
+    # a batch of one runs the plain cond
+    one = jax.vmap(lambda v: reduce(v, jnp.asarray(10.0), 0.5))(x[0, :1])
+    np.testing.assert_array_equal(np.asarray(one[1]), [int(reduce(x[0, 0], 10.0, 0.5)[1])])
     nested = jax.jit(jax.vmap(jax.vmap(lambda v: reduce(v, jnp.asarray(10.0), 0.5))))(x)
     flat = jax.vmap(lambda v: reduce(v, jnp.asarray(10.0), 0.5))(x.reshape(-1))
     np.testing.assert_array_equal(np.asarray(nested[0]).reshape(-1), np.asarray(flat[0]))

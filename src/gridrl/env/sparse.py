@@ -28,13 +28,21 @@ def where_needed(
     ceil(share·batch). `work` must take all its arrays through `operands` (no closed-over
     tracers); unbatched operands stay unbatched inside it."""
 
-    @jax.custom_batching.custom_vmap
-    def run(needed: Array, skipped: Any, operands: Any) -> Any:
+    def unbatched(needed: Array, skipped: Any, operands: Any) -> Any:
         return jax.lax.cond(needed, work, lambda _: skipped, operands)
+
+    run = jax.custom_batching.custom_vmap(unbatched)
 
     @run.def_vmap
     def run_batched(axis_size: int, in_batched, needed, skipped, operands):
         needed_batched, skipped_batched, operands_batched = in_batched
+        if axis_size == 1:  # a batch of one: the plain cond, which skips the work when unneeded
+            args = [
+                jax.tree.map(lambda x, batched: x[0] if batched else x, arg, batched)
+                for arg, batched in zip((needed, skipped, operands), in_batched, strict=True)
+            ]
+            result = jax.tree.map(lambda x: x[None], unbatched(*args))
+            return result, jax.tree.map(lambda _: True, result)
         result = jax.tree.map(
             lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)),
             skipped,
