@@ -241,9 +241,7 @@ def _solve(
     model: DCModel, line_status, pd: Array, pg: Array, max_outages: int | None, fallback: bool
 ) -> DCResult:
     if line_status is None:
-        injection = _injection(model, pd, pg)
-        angles = (injection - model.shift_buses) @ model.inverse
-        return _result(model, angles, model.energized, model.usable, pd, injection)
+        return _base_flow(model, _injection(model, pd, pg), model.energized, model.usable, pd)
     usable = model.usable & line_status
     if max_outages is None:
         return _dense(model, usable, pd, pg)
@@ -355,9 +353,7 @@ def low_rank_flow(model: DCModel, out: Outages, pd: Array, pg: Array) -> DCResul
     n_bus = model.n_bus
     energized = out.energized
     if out.branch.shape[-1] == 0:  # the base topology
-        rhs = jnp.where(energized, injection - model.shift_buses, 0.0)
-        flow = model.susceptance * (rhs @ model.branch_angles) + model.shift_injection
-        return _result(model, rhs @ model.inverse, energized, out.usable, pd, injection, flow)
+        return _base_flow(model, injection, energized, out.usable, pd)
     p, q = model.f_bus[out.branch], model.t_bus[out.branch]
     live = energized.astype(dtype)
     shift = jnp.where(out.valid, model.shift_injection[out.branch], 0.0)
@@ -380,6 +376,17 @@ def low_rank_flow(model: DCModel, out: Outages, pd: Array, pg: Array) -> DCResul
     # angles only for callers that read them (XLA drops this where they are unused)
     angles = corrected @ model.inverse
     return _result(model, angles, energized, out.usable, pd, injection, flow)
+
+
+def _base_flow(
+    model: DCModel, injection: Array, energized: Array, usable: Array, pd: Array
+) -> DCResult:
+    """The base topology's flows and angles: two independent products over the batch, with
+    X·Aᵀ and with X (flows from the angles instead wait for the first product, and a dense
+    product with the incidence is ~30 % slower on CPU)."""
+    rhs = jnp.where(energized, injection - model.shift_buses, 0.0)
+    flow = model.susceptance * (rhs @ model.branch_angles) + model.shift_injection
+    return _result(model, rhs @ model.inverse, energized, usable, pd, injection, flow)
 
 
 def _scatter_add(index: Array, values: Array, size: int) -> Array:
