@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridrl.cases import load
-from gridrl.env import SCENARIOS, AutoReset, make, protection
+from gridrl.env import SCENARIOS, AutoReset, dispatch, make, protection
 from gridrl.physics import dc_model, dc_power_flow, energized_buses
 from gridrl.physics.dc import outages
 
@@ -310,3 +310,26 @@ def test_n1_indicator_is_exact_under_the_current_topology(env):
     share = np.sum(considered & ~overloaded & ~cut_off) / np.sum(considered)
     got = protection.n1_secure_share(params, flows, topology, jnp.asarray(status))
     assert float(got) == pytest.approx(share)
+
+
+def test_units_without_ramp_limits_cross_their_range_in_one_step():
+    """A case with no ramp data (ramp = inf, as MATPOWER files without RAMP_AGC load): an action
+    moves a unit by a share of its capacity, never by a·inf (NaN at a = 0)."""
+    grid = load("ieee118")
+    env = make(grid.replace(ramp=np.full(grid.n_gen, np.inf)), episode_steps=EPISODE)
+    params = env.default_params
+    _, state = jax.jit(env.reset)(jax.random.key(0), params)
+    unit_on = params.grid.gen_status > 0
+    for level in (0.0, 1.0, -1.0):
+        actions = {a: jnp.full(env.action_space(a).shape, level) for a in env.agents}
+        decoded = dispatch.decode(dispatch.sanitize(actions, jnp.float32)[0], params.layout)
+        sp = dispatch.setpoints(
+            params, env.config, decoded, state.pg, state.demand, state.available, unit_on
+        )
+        assert all_finite(sp)
+        movable = np.asarray(params.layout.dispatchable & (state.gen_down == 0))
+        target, pmax, pmin = (np.asarray(x) for x in (sp.target, grid.pmax, grid.pmin))
+        if level == 1.0:  # the strategic and unguarded operational units go to their maximum
+            assert np.any(np.isclose(target[movable], pmax[movable]))
+        assert np.all(target[movable] <= pmax[movable] + 1e-3)
+        assert np.all(target[movable] >= np.minimum(pmin, pmax)[movable] - 1e-3)

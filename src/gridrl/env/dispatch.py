@@ -91,8 +91,10 @@ class Setpoints:
 
 
 def step_ramp(params: EnvParams) -> Array:
-    """MW a unit can move within one step."""
-    return params.grid.ramp * STEP_MINUTES
+    """MW a unit can move within one step: its ramp over the step, at most its capacity (a unit
+    the case gives no ramp limit, ramp = inf, crosses its whole range in one step)."""
+    grid = params.grid
+    return jnp.minimum(grid.ramp * STEP_MINUTES, jnp.maximum(grid.pmax, 0.0))
 
 
 def setpoints(

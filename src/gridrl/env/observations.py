@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from gridrl.env.config import STEPS_PER_DAY, EnvConfig
+from gridrl.env.dispatch import step_ramp
 from gridrl.env.state import EnvParams, EnvState
 
 Array = jnp.ndarray
@@ -103,7 +104,7 @@ def operational(config, params: EnvParams, state: EnvState) -> Array:
     renewable, renewable_mask = layout.renewable, layout.renewable_mask
     bus, bus_mask = layout.bus, layout.bus_mask
     branch, branch_mask = layout.branch, layout.branch_mask
-    ramp = grid.ramp[fast] * 5.0
+    ramp = step_ramp(params)[fast]
     parts = [
         jnp.broadcast_to(_time(config, params, state), (n_region, 4)),
         jnp.eye(n_region, dtype=dtype),
