@@ -5,6 +5,7 @@ stepped by one jitted, vmapped step; compiled functions are the expensive part o
 """
 
 from functools import partial
+from itertools import pairwise
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,30 @@ def test_agents_and_spaces(env, fns):
     assert len(sizes) == 1  # regions padded to one layout
     with pytest.raises(KeyError, match="unknown agent"):
         env.action_space("nobody")
+
+
+def test_observation_layout_names_every_index(env, fns):
+    reset, _ = fns
+    obs, state = reset(keys(3), env.default_params)
+    params = env.default_params
+    for agent in (*env.agents, "world_state"):
+        spans = env.observation_layout(agent)
+        # contiguous, covering the whole observation
+        assert spans[0][1] == 0 and spans[-1][2] == env.observation_space(agent).shape[0]
+        assert all(a[2] == b[1] for a, b in pairwise(spans))
+    part = {name: (start, stop) for name, start, stop in env.observation_layout("safety")}
+    start, stop = part["branch_flow"]
+    np.testing.assert_allclose(
+        obs["safety"][:, start:stop], state.flow / params.rating, rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(obs["safety"][:, part["n1_secure"][0]], state.n1_secure)
+    world = {name: (start, stop) for name, start, stop in env.observation_layout("world_state")}
+    start, stop = world["operational_2.bus_demand"]
+    own = {name: (a, b) for name, a, b in env.observation_layout("operational_2")}
+    own_start, own_stop = own["bus_demand"]
+    np.testing.assert_array_equal(
+        obs["world_state"][:, start:stop], obs["operational_2"][:, own_start:own_stop]
+    )
 
 
 def test_random_actions_keep_everything_finite_and_balanced(env, fns):

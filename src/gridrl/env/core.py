@@ -171,8 +171,14 @@ class GridEnv:
         self.agents = agent_names(layout.n_region)
         self._action_sizes = dispatch.action_sizes(layout)
         key = jax.random.key(0)
-        obs, _ = jax.eval_shape(self.reset, key, self.default_params)
+        obs, state = jax.eval_shape(self.reset, key, self.default_params)
         self._obs_sizes = {name: int(o.shape[0]) for name, o in obs.items()}
+        horizons = len(self.config.forecast_steps)
+        extras = observations.Extras(
+            forecasts=jax.ShapeDtypeStruct((3, horizons), state.pg.dtype),
+            not_served=jax.ShapeDtypeStruct((), state.pg.dtype),
+        )
+        self._obs_layout = observations.layout(self.config, self.default_params, state, extras)
 
     @property
     def name(self) -> str:
@@ -180,6 +186,11 @@ class GridEnv:
 
     def observation_space(self, agent: str) -> Box:
         return Box(-np.inf, np.inf, (self._obs_sizes[self._known(agent, True)],))
+
+    def observation_layout(self, agent: str) -> list[tuple[str, int, int]]:
+        """[(part name, start, stop), ...]: what each slice of `agent`'s observation (or of
+        "world_state") holds; docs/env.md says what each part means."""
+        return list(self._obs_layout[self._known(agent, True)])
 
     def action_space(self, agent: str) -> Box:
         return Box(-1.0, 1.0, (self._action_sizes[self._known(agent)],))

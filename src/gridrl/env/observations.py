@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from gridrl.env.config import STEPS_PER_DAY, EnvConfig
@@ -77,76 +78,144 @@ def _regions(params: EnvParams, state: EnvState) -> Array:
     ).astype(state.pg.dtype)
 
 
-def strategic(config, params: EnvParams, state: EnvState, extras: Extras) -> Array:
+Parts = list[tuple[str, Array]]  # (name, values): an observation in order, before concatenation
+TIME = ("time_of_day_sin", "time_of_day_cos", "episode_progress", "weekend")
+SYSTEM = (
+    "demand",  # per unit of peak load
+    "not_served",  # share of demand
+    "reserve",  # upward reserve, per unit of peak load
+    "n1_secure",  # share of screened contingencies
+    "branches_out",  # per unit of max_outages
+    "max_loading",  # of any branch, per unit of its rating
+)
+
+
+def _named(names: tuple[str, ...], values: Array) -> Parts:
+    return [(name, values[..., i]) for i, name in enumerate(names)]
+
+
+def strategic_parts(config, params: EnvParams, state: EnvState, extras: Extras) -> Parts:
     layout, grid = params.layout, params.grid
     slow = layout.slow
-    return jnp.concatenate(
-        [
-            _time(config, params, state),
-            _system(config, params, state, extras),
-            extras.forecasts.reshape(-1),
-            _per_unit(state.pg[slow], grid.pmax[slow]),
-            (state.gen_down[slow] == 0).astype(state.pg.dtype),
-            _regions(params, state),
-            state.directive,
-        ]
-    ).astype(state.pg.dtype)
+    return [
+        *_named(TIME, _time(config, params, state)),
+        *_named(SYSTEM, _system(config, params, state, extras)),
+        ("forecast_load", extras.forecasts[0]),  # per unit of peak load, at forecast_steps
+        ("forecast_wind", extras.forecasts[1]),  # per unit of wind capacity
+        ("forecast_solar", extras.forecasts[2]),  # per unit of solar capacity
+        ("slow_output", _per_unit(state.pg[slow], grid.pmax[slow])),
+        ("slow_in_service", state.gen_down[slow] == 0),
+        ("region_summary", _regions(params, state)),  # demand, net output, max loading per region
+        ("directive", state.directive),
+    ]
 
 
-def operational(config, params: EnvParams, state: EnvState) -> Array:
-    """[n_region, size]: every operational agent's view, one row per region (the regions share
-    one padded layout, so each part is one gather for all of them)."""
+def operational_parts(config, params: EnvParams, state: EnvState) -> Parts:
+    """Every operational agent's view, each part [n_region, width] (one row per region: the
+    regions share one padded layout, so each part is one gather for all of them)."""
     layout, grid = params.layout, params.grid
     protection = config.protection
     n_region = layout.n_region
-    dtype = state.pg.dtype
     fast, fast_mask = layout.fast, layout.fast_mask
     renewable, renewable_mask = layout.renewable, layout.renewable_mask
     bus, bus_mask = layout.bus, layout.bus_mask
     branch, branch_mask = layout.branch, layout.branch_mask
     ramp = step_ramp(params)[fast]
-    parts = [
-        jnp.broadcast_to(_time(config, params, state), (n_region, 4)),
-        jnp.eye(n_region, dtype=dtype),
-        state.directive[:, None],
-        state.gate[:, None],
-        _per_unit(state.pg[fast], grid.pmax[fast]) * fast_mask,
-        _per_unit(jnp.minimum(state.available[fast] - state.pg[fast], ramp), grid.pmax[fast])
-        * fast_mask,
-        (state.gen_down[fast] == 0) * fast_mask,
-        _per_unit(state.available[renewable], grid.pmax[renewable]) * renewable_mask,
-        _per_unit(state.pg[renewable], grid.pmax[renewable]) * renewable_mask,
-        _per_unit(state.demand[bus], params.sampling.load_mw[bus]) * bus_mask,
-        _per_unit(state.served[bus], params.sampling.load_mw[bus]) * bus_mask,
-        state.flow[branch] / params.rating[branch] * branch_mask,
-        state.overload_count[branch] / protection.trip_after_steps * branch_mask,
-        (state.branch_down[branch] == 0) * branch_mask,
+    time = _time(config, params, state)
+    return [
+        *[(name, jnp.broadcast_to(time[i], (n_region,))) for i, name in enumerate(TIME)],
+        ("region", jnp.eye(n_region, dtype=state.pg.dtype)),  # one-hot
+        ("directive", state.directive),
+        ("gate", state.gate),
+        ("fast_output", _per_unit(state.pg[fast], grid.pmax[fast]) * fast_mask),
+        (
+            "fast_headroom",  # upward, within a step's ramp, per unit of capacity
+            _per_unit(jnp.minimum(state.available[fast] - state.pg[fast], ramp), grid.pmax[fast])
+            * fast_mask,
+        ),
+        ("fast_in_service", (state.gen_down[fast] == 0) * fast_mask),
+        (
+            "renewable_available",
+            _per_unit(state.available[renewable], grid.pmax[renewable]) * renewable_mask,
+        ),
+        (
+            "renewable_output",
+            _per_unit(state.pg[renewable], grid.pmax[renewable]) * renewable_mask,
+        ),
+        ("bus_demand", _per_unit(state.demand[bus], params.sampling.load_mw[bus]) * bus_mask),
+        ("bus_served", _per_unit(state.served[bus], params.sampling.load_mw[bus]) * bus_mask),
+        ("branch_flow", state.flow[branch] / params.rating[branch] * branch_mask),  # signed
+        (
+            "branch_counter",
+            state.overload_count[branch] / protection.trip_after_steps * branch_mask,
+        ),
+        ("branch_in_service", (state.branch_down[branch] == 0) * branch_mask),
     ]
-    return jnp.concatenate([jnp.asarray(p, dtype) for p in parts], axis=1)
 
 
-def safety(config, params: EnvParams, state: EnvState, extras: Extras) -> Array:
+def safety_parts(config, params: EnvParams, state: EnvState, extras: Extras) -> Parts:
     protection = config.protection
-    parts = [
-        _time(config, params, state),
-        _system(config, params, state, extras),
-        state.flow / params.rating,
-        state.overload_count / protection.trip_after_steps,
-        (state.branch_down == 0),
-        state.branch_down / protection.reconnect_after_steps,
-        _regions(params, state),
-        state.gate,
+    return [
+        *_named(TIME, _time(config, params, state)),
+        *_named(SYSTEM, _system(config, params, state, extras)),
+        ("branch_flow", state.flow / params.rating),  # signed, per unit of rating
+        ("branch_counter", state.overload_count / protection.trip_after_steps),
+        ("branch_in_service", state.branch_down == 0),
+        ("branch_reclose", state.branch_down / protection.reconnect_after_steps),
+        ("region_summary", _regions(params, state)),
+        ("gate", state.gate),
     ]
-    return jnp.concatenate([jnp.asarray(p, state.pg.dtype) for p in parts])
+
+
+def _join(parts: Parts, dtype, rows: int | None = None) -> Array:
+    shape = (-1,) if rows is None else (rows, -1)
+    return jnp.concatenate([jnp.asarray(v, dtype).reshape(shape) for _, v in parts], axis=-1)
+
+
+def _all_parts(config, params: EnvParams, state: EnvState, extras: Extras) -> dict[str, Parts]:
+    n_region = params.layout.n_region
+    regional = operational_parts(config, params, state)
+    parts = {"strategic": strategic_parts(config, params, state, extras)}
+    for r in range(n_region):
+        parts[f"operational_{r}"] = [(name, values[r]) for name, values in regional]
+    parts["safety"] = safety_parts(config, params, state, extras)
+    return parts
 
 
 def observe(config: EnvConfig, params: EnvParams, state: EnvState, extras: Extras) -> dict:
-    """Every agent's observation and the world state."""
+    """Every agent's observation and the world state (all agents' in order)."""
+    dtype = state.pg.dtype
     n_region = params.layout.n_region
-    obs = {"strategic": strategic(config, params, state, extras)}
-    regional = operational(config, params, state)
+    obs = {"strategic": _join(strategic_parts(config, params, state, extras), dtype)}
+    regional = _join(operational_parts(config, params, state), dtype, rows=n_region)
     for r in range(n_region):
         obs[f"operational_{r}"] = regional[r]
-    obs["safety"] = safety(config, params, state, extras)
+    obs["safety"] = _join(safety_parts(config, params, state, extras), dtype)
     obs["world_state"] = jnp.concatenate([obs[name] for name in list(obs)])
     return obs
+
+
+def layout(config: EnvConfig, params: EnvParams, state: EnvState, extras: Extras) -> dict:
+    """{agent: [(part name, start, stop), ...]}: where each named part of each observation sits
+    (the world state's parts are prefixed with their agent). `state` and `extras` may be
+    abstract (`jax.eval_shape` results): only shapes are read."""
+    names: dict[str, list[str]] = {}
+
+    def values(state, extras):
+        parts = _all_parts(config, params, state, extras)
+        names.update({agent: [name for name, _ in p] for agent, p in parts.items()})
+        return {agent: [v for _, v in p] for agent, p in parts.items()}
+
+    shapes = jax.eval_shape(values, state, extras)
+    spans, world, offset = {}, [], 0
+    for agent, agent_names in names.items():  # observe's order (a pytree's dict keys are sorted)
+        start, rows = 0, []
+        for name, shape in zip(agent_names, shapes[agent], strict=True):
+            size = int(np.prod(shape.shape))
+            rows.append((name, start, start + size))
+            world.append((f"{agent}.{name}", offset + start, offset + start + size))
+            start += size
+        spans[agent] = rows
+        offset += start
+    spans["world_state"] = world
+    return spans
