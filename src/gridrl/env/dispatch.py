@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from gridrl.env.config import STEP_MINUTES, EnvConfig
-from gridrl.env.layout import Layout
+from gridrl.env.layout import Layout, per_element
 from gridrl.env.state import EnvParams
 
 Array = jnp.ndarray
@@ -109,7 +109,7 @@ def setpoints(
     """Apply the decoded actions to the previous output `pg` within ramps and limits."""
     layout, grid = params.layout, params.grid
     ramp = step_ramp(params)
-    move = _per_element(
+    move = per_element(
         layout.unit_move, decoded.slow * ramp[layout.slow], decoded.fast * ramp[layout.fast]
     )
     dispatchable = layout.dispatchable & unit_on
@@ -117,13 +117,13 @@ def setpoints(
     upper = jnp.where(dispatchable, jnp.minimum(available, pg + ramp), 0.0)
     lower = jnp.minimum(lower, upper)  # a unit derated below its minimum runs at what it can
     # renewables: what the weather gives, less curtailment
-    curtail_share = _per_element(layout.unit_curtail, decoded.curtail)
+    curtail_share = per_element(layout.unit_curtail, decoded.curtail)
     renewable_on = unit_on & ~layout.dispatchable
     renewable = jnp.where(renewable_on, available, 0.0)
     curtailed = renewable * jnp.clip(curtail_share, 0.0, 1.0)
     target = jnp.where(dispatchable, jnp.clip(pg + move, lower, upper), renewable - curtailed)
     # shedding: the larger of the region's operational and the safety agent's emergency shed
-    bus_shed = _per_element(layout.bus_slot, decoded.shed)
+    bus_shed = per_element(layout.bus_slot, decoded.shed)
     share = jnp.maximum(bus_shed, decoded.emergency[layout.bus_region]) * config.max_shed_share
     return Setpoints(
         target=target,
@@ -132,13 +132,6 @@ def setpoints(
         curtailed=curtailed,
         shed=jnp.maximum(demand, 0.0) * jnp.clip(share, 0.0, 1.0),
     )
-
-
-def _per_element(slots: Array, *parts: Array) -> Array:
-    """The agents' per-slot values (`parts`, flattened and joined) seen from each element:
-    `slots` (Layout) says where each element's value is, past the end for none (0)."""
-    values = jnp.concatenate([p.reshape(-1) for p in parts])
-    return jnp.concatenate([values, jnp.zeros(1, values.dtype)])[slots]
 
 
 @struct.dataclass

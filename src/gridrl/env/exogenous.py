@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from gridrl.env.config import Scenario
+from gridrl.env.layout import per_element
 from gridrl.env.state import EnvParams
 from gridrl.timeseries import LOAD_FORECAST, SOLAR_FORECAST, WIND_FORECAST, horizon_sigma
 from gridrl.timeseries.sampling import ar1_step, profile_at, with_noise
@@ -56,8 +57,8 @@ def conditions(params: EnvParams, scenario: Scenario, day: Array, step: Array, n
         solar_noise,
     )  # fmt: skip
     pmax = grid.pmax
-    weather = jnp.concatenate([wind * scenario.renewable_scale, solar * scenario.renewable_scale])
-    share = jnp.concatenate([weather, jnp.ones(1, weather.dtype)])[layout.unit_weather]
+    scale = scenario.renewable_scale
+    share = per_element(layout.unit_weather, wind * scale, solar * scale, fill=1.0)
     available = jnp.clip(share, 0.0, 1.0) * pmax * (grid.gen_status > 0)
     return demand * scenario.load_scale, available
 

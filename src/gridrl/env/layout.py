@@ -124,3 +124,11 @@ def _slots(size: int, groups: list[np.ndarray], masks: list) -> Array:
     slots = np.full(size, index.size, np.int32)
     slots[index[used]] = np.flatnonzero(used)
     return jnp.asarray(slots)
+
+
+def per_element(slots: Array, *parts: Array, fill: float = 0.0) -> Array:
+    """Per-slot values (`parts`, flattened and joined) seen from each element: `slots` (from
+    `_slots`) says where each element's value is; past the end, `fill`. A gather, so cheap under
+    vmap (a scatter per sample is slow on CPU)."""
+    values = jnp.concatenate([p.reshape(-1) for p in parts])
+    return jnp.concatenate([values, jnp.full(1, fill, values.dtype)])[slots]
