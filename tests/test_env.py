@@ -281,28 +281,12 @@ def test_bad_options_get_clear_errors():
         make("ieee118", protection={"hard_limit": 0.5})
 
 
-def test_n1_indicator_is_exact_under_the_current_topology(env):
-    """Post-contingency flows from the compensated LODF equal a full DC solve of the outage set
+def _n1_against_full_solves(params, grid, status: np.ndarray, max_outages: int):
+    """Post-contingency flows from the (compensated) LODF equal a full DC solve of the outage set
     plus each screened contingency (float64), islanding contingencies are flagged, and the
-    indicator counts both."""
-    grid = load("ieee118")
-    model = dc_model(grid)
-    params = env.default_params.replace(dc=model)
-    cont = np.asarray(params.layout.contingencies)
-    n_branch = grid.n_branch
-    # a branch whose outage, together with a screened contingency, cuts buses off: with it out,
-    # that contingency islands; plus two meshed branches out
-    candidates = [b for b in np.asarray(env.default_params.event_branches) if b not in cont]
-    pairs = np.ones((len(candidates) * len(cont), n_branch), bool)
-    for i, (b, c) in enumerate((b, c) for b in candidates for c in cont):
-        pairs[i, [b, c]] = False
-    cut = ~np.asarray(energized_buses(grid, pairs)).all(axis=1)
-    first, _ = divmod(int(np.flatnonzero(cut)[0]), len(cont))
-    out = [candidates[first], *[b for b in candidates[first + 1 :] if b not in cont][:2]]
-    status = np.ones(n_branch, bool)
-    status[out] = False
-
-    topology = outages(model, jnp.asarray(status), env.config.max_outages)
+    indicator counts both; returns the contingencies' islanding flags and the share."""
+    model, cont, n_branch = params.dc, np.asarray(params.layout.contingencies), grid.n_branch
+    topology = outages(model, jnp.asarray(status), max_outages)
     solved = dc_power_flow(grid, status)
     flows = protection.Flows(
         flow=solved.pf,
@@ -322,7 +306,6 @@ def test_n1_indicator_is_exact_under_the_current_topology(env):
     brute = dc_power_flow(grid, both)
     cut_off = ~np.asarray(brute.energized).all(axis=1)
     np.testing.assert_array_equal(islanding, cut_off)
-    assert islanding.any() and not islanding.all()
     # the branches still in service other than the contingency itself
     others = (np.arange(n_branch)[:, None] != cont[None, :]) & status[:, None]
     expected = np.asarray(brute.pf).T
@@ -333,8 +316,43 @@ def test_n1_indicator_is_exact_under_the_current_topology(env):
     overloaded = np.any((np.abs(expected) > rating[:, None]) & others, axis=0)
     considered = status[cont]
     share = np.sum(considered & ~overloaded & ~cut_off) / np.sum(considered)
-    got = protection.n1_secure_share(params, flows, topology, jnp.asarray(status))
+    live = jnp.asarray(status) & flows.energized[model.f_bus]
+    got = protection.n1_secure_share(params, flows, topology, live)
     assert float(got) == pytest.approx(share)
+    return islanding, share
+
+
+def test_n1_indicator_is_exact_under_the_current_topology(env):
+    """Three branches out, one of them making a screened contingency island buses."""
+    grid = load("ieee118")
+    params = env.default_params.replace(dc=dc_model(grid))
+    cont = np.asarray(params.layout.contingencies)
+    n_branch = grid.n_branch
+    # a branch whose outage, together with a screened contingency, cuts buses off: with it out,
+    # that contingency islands; plus two meshed branches out
+    candidates = [b for b in np.asarray(env.default_params.event_branches) if b not in cont]
+    pairs = np.ones((len(candidates) * len(cont), n_branch), bool)
+    for i, (b, c) in enumerate((b, c) for b in candidates for c in cont):
+        pairs[i, [b, c]] = False
+    cut = ~np.asarray(energized_buses(grid, pairs)).all(axis=1)
+    first, _ = divmod(int(np.flatnonzero(cut)[0]), len(cont))
+    out = [candidates[first], *[b for b in candidates[first + 1 :] if b not in cont][:2]]
+    status = np.ones(n_branch, bool)
+    status[out] = False
+    islanding, _ = _n1_against_full_solves(params, grid, status, env.config.max_outages)
+    assert islanding.any() and not islanding.all()
+
+
+def test_n1_indicator_is_exact_with_every_branch_in(env):
+    """The path most steps take: the base topology (no slots), the same for a whole batch.
+    Ratings at 1.3× the base flows, so that some contingencies overload and some do not."""
+    grid = load("ieee118")
+    model = dc_model(grid)
+    base = np.abs(np.asarray(dc_power_flow(grid).pf))
+    params = env.default_params.replace(dc=model, rating=jnp.asarray(1.3 * base + 1.0))
+    status = np.asarray(model.usable)
+    _, share = _n1_against_full_solves(params, grid, status, 0)
+    assert 0.0 < share < 1.0
 
 
 def test_units_without_ramp_limits_cross_their_range_in_one_step():

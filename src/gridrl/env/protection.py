@@ -24,7 +24,7 @@ from gridrl.env.dispatch import Balance, Setpoints, balance
 from gridrl.env.sparse import where_needed
 from gridrl.env.state import EnvParams
 from gridrl.physics.ac import ac_power_flow
-from gridrl.physics.dc import Outages, capacitance_weights, low_rank_flow, outages
+from gridrl.physics.dc import DCModel, Outages, capacitance_weights, low_rank_flow, outages
 
 Array = jnp.ndarray
 
@@ -187,17 +187,25 @@ def respond(
         carry,
         cascade,
         (carry, params, sp, served, unit_on),
+        share=1 / 32,
     )
     # trips found in the last allowed round take effect now; their flows next step
     status = solved & ~trips
     tripped = tripped | trips
 
-    def n1(operands, k: int = max_outages):
+    def n1(operands):
         params, flows, solved, status = operands
-        return n1_secure_share(params, flows, outages(params.dc, solved, k), status)
+        live = status & flows.energized[params.dc.f_bus]
+        return n1_secure_share(params, flows, outages(params.dc, solved, max_outages), live)
 
+    # with every branch in (also after this step's last trips), the topology and the live
+    # branches are the base's: the same for every sample of a batch
+    model = params.dc
+    base_n1 = n1_secure_share(
+        params, flows, outages(model, model.usable, 0), model.usable & model.energized[model.f_bus]
+    )
     operands = (params, flows, solved, status)
-    n1_secure = where_needed(_branches_out(params, solved), n1(operands, 0), n1, operands)
+    n1_secure = where_needed(_branches_out(params, status), base_n1, n1, operands)
     lost = jnp.sum(jnp.where(flows.energized, 0.0, jnp.maximum(served, 0.0)))
     return Response(
         flows=flows,
@@ -215,12 +223,23 @@ def respond(
 ISLANDING_TRANSFER = 1e-4
 
 
+def _lodf_columns(model: DCModel, cont: Array, columns: Array) -> tuple[Array, Array]:
+    """LODF[:, c] [n_branch, n1] of the contingencies `cont` from the columns G'[:, cont] of the
+    topology's gram matrix, and bool [n1]: c's outage would island buses (its column is 0):
+    LODF[l, c] = b_l·G'[l, c] / (1 − b_c·G'[c, c])."""
+    own = columns[cont, jnp.arange(cont.shape[0])]
+    transfer = 1.0 - model.susceptance[cont] * own
+    islanding = jnp.abs(transfer) < ISLANDING_TRANSFER
+    lodf = model.susceptance[:, None] * columns / jnp.where(islanding, 1.0, transfer)[None, :]
+    return jnp.where(islanding[None, :], 0.0, lodf), islanding
+
+
 def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
     """Flows (MW) after each screened contingency c, [n_branch, n1], under `topology` (the
     branches out when `flows` was solved), and bool [n1]: c's outage would island buses.
 
-    LODF[l, c] = b_l·G'[l, c] / (1 − b_c·G'[c, c]) with G' = A·X'·Aᵀ of the current topology,
-    G' = G − G[:, M]·W, W the Woodbury weights of G[M, cont] — the solver's own update."""
+    The LODF columns come from G' = A·X'·Aᵀ of the current topology, G' = G − G[:, M]·W, W the
+    Woodbury weights of G[M, cont] — the solver's own update."""
     model = params.dc
     cont = params.layout.contingencies
     gram = model.branch_gram
@@ -234,24 +253,23 @@ def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
         columns = columns - sum(
             at_outages[k][:, None] * weights[k][None, :] for k in range(weights.shape[0])
         )
-    own = columns[cont, jnp.arange(cont.shape[0])]
-    transfer = 1.0 - model.susceptance[cont] * own
-    islanding = jnp.abs(transfer) < ISLANDING_TRANSFER
-    shifted = flows.flow[cont] / jnp.where(islanding, 1.0, transfer)
-    post = flows.flow[:, None] + model.susceptance[:, None] * columns * shifted[None, :]
-    return post, islanding
+    # materialised once: XLA would otherwise recompute them in every element below (with every
+    # branch in they are the same for a whole batch)
+    lodf, islanding = jax.lax.optimization_barrier(_lodf_columns(model, cont, columns))
+    return flows.flow[:, None] + lodf * flows.flow[cont][None, :], islanding
 
 
-def n1_secure_share(
-    params: EnvParams, flows: Flows, topology: Outages, line_status: Array
-) -> Array:
-    """Share of the screened single-branch outages, among those in service and energised, after
-    which no branch exceeds its rating and no bus is cut off (`post_contingency_flows`)."""
+def n1_secure_share(params: EnvParams, flows: Flows, topology: Outages, live: Array) -> Array:
+    """Share of the screened single-branch outages, among those `live` (bool [n_branch]: in
+    service and energised), after which no branch exceeds its rating and no bus is cut off
+    (`post_contingency_flows`). With every branch in, `topology` and `live` are the base's and
+    only the flows differ between the samples of a batch: the rest is computed once."""
     cont = params.layout.contingencies
     post, islanding = post_contingency_flows(params, flows, topology)
-    live = line_status & flows.energized[params.dc.f_bus]
-    others = live[:, None] & (jnp.arange(live.shape[0])[:, None] != cont[None, :])
-    overloaded = jnp.any((jnp.abs(post) > params.rating[:, None]) & others, axis=0)
+    watched = live[:, None] & (jnp.arange(live.shape[0])[:, None] != cont[None, :])
+    limit = jax.lax.optimization_barrier(jnp.where(watched, params.rating[:, None], jnp.inf))
+    # a max rather than an any: XLA fuses the elementwise work into a float max-reduction
+    overloaded = jnp.max(jnp.abs(post) - limit, axis=0) > 0.0
     considered = live[cont]
     secure = considered & ~overloaded & ~islanding
     return jnp.sum(secure) / jnp.maximum(jnp.sum(considered), 1)

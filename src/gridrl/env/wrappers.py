@@ -34,5 +34,6 @@ class AutoReset:
             (obs, state),
             lambda operands: self.env.reset(*operands),
             (key_reset, params),
+            share=1 / 64,
         )
         return obs, state, rewards, dones, info
