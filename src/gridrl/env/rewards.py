@@ -59,7 +59,8 @@ def _layered(w: RewardWeights, params: EnvParams, o: StepOutcome):
 
     def per_scope(in_region: Array, *values: Array) -> tuple[Array, ...]:
         scopes = jnp.concatenate([jnp.ones_like(in_region[:1]), in_region]).astype(dtype)
-        return tuple((scopes @ jnp.stack(values, -1)).T)
+        # values as rows: under vmap a [batch·values, n] @ [n, scopes] product, no transpose
+        return tuple(jnp.stack(values) @ scopes.T)
 
     excess = jnp.where(o.line_status, jnp.maximum(o.loading - 1.0, 0.0), 0.0)
     excess, trips = per_scope(layout.region_branches, excess, o.tripped.astype(dtype))
