@@ -376,3 +376,26 @@ def test_units_without_ramp_limits_cross_their_range_in_one_step():
             assert np.any(np.isclose(target[movable], pmax[movable]))
         assert np.all(target[movable] <= pmax[movable] + 1e-3)
         assert np.all(target[movable] >= np.minimum(pmin, pmax)[movable] - 1e-3)
+
+
+def test_ac_dispatch_plans_the_losses_instead_of_drifting_to_the_reference_bus():
+    """Under AC the reference bus's units deliver the losses each solve finds. The next step's
+    balance plans for them (the last solve's losses), so that with the agents holding still
+    those units keep their share: without it they took the losses on top of their share every
+    step, about 30 MW a step towards the reference bus on ieee118, until branches tripped."""
+    env = make("ieee118", scenario="normal", physics="ac", episode_steps=EPISODE)
+    params = env.default_params
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
+    _, state = reset(jax.random.key(3), params)
+    hold = {agent: jnp.zeros(env.action_space(agent).shape) for agent in env.agents}
+    at_ref = np.asarray(params.grid.gen_bus) == int(params.dc.ref)
+    ref_output = [float(np.sum(np.asarray(state.pg)[at_ref]))]
+    for t in range(6):
+        _, state, _, _, info = step(jax.random.key(t), state, hold, params)
+        supplied = float(info["generation_mw"]) + float(info["energy_not_served_mw"])
+        demand = float(info["demand_mw"]) + float(info["losses_mw"])
+        assert supplied == pytest.approx(demand, rel=2e-4, abs=0.5)
+        assert float(info["losses_mw"]) > 10.0  # AC: the losses are real
+        ref_output.append(float(np.sum(np.asarray(state.pg)[at_ref])))
+    # the load falls a few MW a step at this hour: a step moves them by their share of that
+    assert np.max(np.abs(np.diff(ref_output))) < 10.0

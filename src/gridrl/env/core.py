@@ -281,7 +281,10 @@ class GridEnv:
             shed=jnp.zeros_like(demand),
         )
         counts = jnp.zeros(grid.n_branch, jnp.int32)
-        response = protection.respond(params, config, sp, demand, unit_on, line_status, counts)
+        # no earlier solve to plan the losses from: the reference bus's units take them
+        response = protection.respond(
+            params, config, sp, demand, unit_on, line_status, counts, jnp.zeros((), demand.dtype)
+        )
         counts = response.overload_count
         if scenario.initial_overload_counters:
             hot = jnp.argsort(-response.flows.loading)[: scenario.initial_overload_counters]
@@ -306,6 +309,7 @@ class GridEnv:
             gate=jnp.zeros(layout.n_region, grid.pd.dtype),
             flow=response.flows.flow,
             vm=response.flows.vm,
+            losses=response.flows.losses,
             energized=response.flows.energized,
             served=jnp.where(response.flows.energized, demand, 0.0) - response.balance.auto_shed,
             reserve=_reserve(params, response, sp),
@@ -344,7 +348,7 @@ class GridEnv:
         sp = dispatch.setpoints(params, config, decoded, pg, demand, available, unit_on)
         served = demand - sp.shed
         response = protection.respond(
-            params, config, sp, served, unit_on, line_status, state.overload_count
+            params, config, sp, served, unit_on, line_status, state.overload_count, state.losses
         )
         flows, bal = response.flows, response.balance
         pg = _final_output(params, response)
@@ -380,6 +384,7 @@ class GridEnv:
             gate=decoded.gate,
             flow=flows.flow,
             vm=flows.vm,
+            losses=flows.losses,
             energized=flows.energized,
             served=delivered,
             reserve=reserve,

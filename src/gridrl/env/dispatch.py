@@ -143,10 +143,11 @@ class Balance:
     spilled: Array  # [n_gen] MW of renewables spilled for want of load
 
 
-def balance(sp: Setpoints, load: Array, dispatchable: Array) -> Balance:
-    """Share the imbalance between `load` [n_bus] (served demand, shunts included) and the
-    setpoints among the dispatchable units, in proportion to their headroom, within limits."""
-    need = jnp.sum(load) - jnp.sum(sp.target)
+def balance(sp: Setpoints, load: Array, dispatchable: Array, losses: Array = 0.0) -> Balance:
+    """Share the imbalance between `load` [n_bus] (served demand, shunts included) plus the
+    expected branch `losses` (MW) and the setpoints among the dispatchable units, in proportion
+    to their headroom, within limits."""
+    need = jnp.sum(load) + losses - jnp.sum(sp.target)
     up = jnp.where(dispatchable, sp.upper - sp.target, 0.0)
     down = jnp.where(dispatchable, sp.target - sp.lower, 0.0)
     total_up, total_down = jnp.sum(up), jnp.sum(down)

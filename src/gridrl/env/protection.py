@@ -104,10 +104,12 @@ def _solve_round(
     served: Array,
     unit_on: Array,
     status: Array,
+    losses: Array,
     max_outages: int,
 ) -> tuple[Balance, Flows]:
     """One round: the energised buses of topology `status` (at most `max_outages` base branches
-    out; 0: the base topology), the dispatch balanced over them, and the flows."""
+    out; 0: the base topology), the dispatch balanced over them (with the expected `losses`),
+    and the flows."""
     grid, layout = params.grid, params.layout
     topology = outages(params.dc, status, max_outages)
     energized = topology.energized
@@ -118,7 +120,9 @@ def _solve_round(
         upper=jnp.where(on, sp.upper, 0.0),
     )
     load = jnp.where(energized, served, 0.0)
-    bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on)
+    bal = balance(
+        live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on, losses
+    )
     flows = solve_flows(params, config, topology, load - bal.auto_shed, bal.pg)
     return bal, flows
 
@@ -136,10 +140,12 @@ def respond(
     unit_on: Array,
     line_status: Array,
     overload_count: Array,
+    losses: Array,
 ) -> Response:
     """Balance, solve, trip and cascade, then the N-1 indicator (see the module notes).
     `served` [n_bus] is the demand less the agents' shedding; `line_status` the topology at the
-    start of the step.
+    start of the step; `losses` the MW the balance plans for the branch losses (AC: those of the
+    last solve, so that the reference bus's units do not take them on top of their share).
 
     Most samples of a batch have every branch in: they are solved on the base topology, and
     only the others pay for the rank-K update, the islands and the compensated N-1 (under vmap,
@@ -147,11 +153,11 @@ def respond(
     protection, max_outages = config.protection, config.max_outages
 
     def solve(operands, k: int = max_outages):
-        params, sp, served, unit_on, status = operands
-        return _solve_round(params, config, sp, served, unit_on, status, k)
+        params, sp, served, unit_on, losses, status = operands
+        return _solve_round(params, config, sp, served, unit_on, status, losses, k)
 
     # round 0: the step's topology; protection counters advance here only
-    operands = (params, sp, served, unit_on, line_status)
+    operands = (params, sp, served, unit_on, losses, line_status)
     if config.physics == "dc":
         base = solve(operands, 0)
         bal, flows = where_needed(_branches_out(params, line_status), base, solve, operands)
@@ -164,12 +170,12 @@ def respond(
     )
 
     def cascade(operands):
-        carry, params, sp, served, unit_on = operands
+        carry, params, sp, served, unit_on, losses = operands
 
         def round_(carry):
             status, tripped, trips, _, _, rounds = carry
             status = status & ~trips
-            bal, flows = solve((params, sp, served, unit_on, status))
+            bal, flows = solve((params, sp, served, unit_on, losses, status))
             next_trips = status & (flows.loading > protection.hard_limit)
             return status, tripped | trips, next_trips, bal, flows, rounds + 1
 
@@ -186,7 +192,7 @@ def respond(
         jnp.any(trips) & (protection.max_cascade_rounds > 1),
         carry,
         cascade,
-        (carry, params, sp, served, unit_on),
+        (carry, params, sp, served, unit_on, losses),
         share=1 / 32,
     )
     # trips found in the last allowed round take effect now; their flows next step
