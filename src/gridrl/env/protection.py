@@ -120,9 +120,7 @@ def _solve_round(
         upper=jnp.where(on, sp.upper, 0.0),
     )
     load = jnp.where(energized, served, 0.0)
-    bal = balance(
-        live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on, losses
-    )
+    bal = balance(live, load + jnp.where(energized, grid.gs, 0.0), layout.dispatchable & on, losses)
     flows = solve_flows(params, config, topology, load - bal.auto_shed, bal.pg)
     return bal, flows
 
