@@ -123,6 +123,13 @@ class Grid:
         return int(np.max(np.asarray(self.region))) + 1
 
     @property
+    def reactive_ratio(self) -> np.ndarray:
+        """[n_bus] qd/pd of the case (0 where pd <= 0): reactive load that follows a scaled
+        active load, as the environment and the rating derivation scale it."""
+        pd, qd = np.asarray(self.pd, float), np.asarray(self.qd, float)
+        return np.where(pd > 0, qd / np.where(pd > 0, pd, 1.0), 0.0)
+
+    @property
     def ref_bus(self) -> int:
         """Internal index of the (first) reference bus."""
         return int(np.flatnonzero(np.asarray(self.bus_type) == BusType.REF)[0])

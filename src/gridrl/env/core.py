@@ -132,7 +132,7 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
     )
     quadratic, linear, constant = _costs(grid)
     dispatchable = np.asarray(layout.dispatchable)
-    pd, qd = np.asarray(grid.pd, float), np.asarray(grid.qd, float)
+    pd = np.asarray(grid.pd, float)
     grid32 = grid.astype(jnp.float32)
     f32 = jnp.float32
     return EnvParams(
@@ -142,7 +142,7 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
         layout=layout,
         profiles=profiles,
         sampling=sampling,
-        reactive_ratio=jnp.asarray(np.where(pd > 0, qd / np.where(pd > 0, pd, 1), 0), f32),
+        reactive_ratio=jnp.asarray(grid.reactive_ratio, f32),
         cost_linear=jnp.asarray(linear, f32),
         cost_quadratic=jnp.asarray(quadratic, f32),
         cost_constant=jnp.asarray(constant, f32),

@@ -1,12 +1,13 @@
 """Thermal ratings for a grid that must be operable over a year of weather, and the checks.
 
-Tooling behind `gridrl.cases.ieee118.RATE_A` (numpy + HiGHS, never on a load or step path):
+Tooling behind `gridrl.cases.ieee118.RATE_A` (numpy, HiGHS and the AC solver, never on a load or
+step path):
 
 - `OperatingPoints`: load and renewable availability, e.g. every 5-minute step of the measured
   year (`profile_points`);
 - `reference_dispatch`: the dispatch `gridrl.env` starts an episode from at such a point;
 - `derive_ratings`: rate_a = max(voltage-class floor, margin × a high quantile of |DC flow| under
-  that dispatch over the points), rounded up;
+  that dispatch over the points, the same quantile of the AC apparent power), rounded up;
 - `economic_dispatch` (network ignored) and `secure_dispatch` (a DC-OPF within ratings, with or
   without curtailment): the properties the ratings are checked for.
 
@@ -18,18 +19,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gridrl.cases.grid import BusType, CostModel, GenType, Grid
 from gridrl.opf.dcopf import DcOpfSolver, build_dc_opf
 from gridrl.opf.network import dc_network
+from gridrl.physics.ac import ac_power_flow
 
 RENEWABLE_TYPES = (GenType.WIND, GenType.SOLAR)
 
-# rate_a = max(floor, RATING_MARGIN × the RATING_QUANTILE of |flow| over the points), rounded up
-# to RATING_STEP_MVA. The margin covers what the DC flows leave out (reactive flow, the
-# environment's load and weather noise); the quantile leaves each branch's most extreme 0.5 % of
-# the year (about 44 hours) to be handled by redispatch.
+# rate_a = max(floor, RATING_MARGIN × the RATING_QUANTILE of |DC flow| over the points, the
+# RATING_QUANTILE of the AC apparent power), rounded up to RATING_STEP_MVA. The margin covers what
+# the DC flows leave out (reactive flow, the environment's load and weather noise) on most
+# branches; on the few that carry much reactive power it does not, and the AC term keeps the
+# grid operable under both physics of the environment. The quantile leaves each branch's most
+# extreme 0.5 % of the year (about 44 hours) to be handled by redispatch.
 RATING_MARGIN = 1.1
 RATING_QUANTILE = 0.995
 RATING_STEP_MVA = 10.0
@@ -157,6 +163,28 @@ def branch_flows(grid: Grid, points: OperatingPoints, pg: np.ndarray) -> np.ndar
     return (shifted @ shift_factors(grid).T + network.pfinj) * base
 
 
+def branch_apparent_flows(grid: Grid, points: OperatingPoints, pg: np.ndarray) -> np.ndarray:
+    """[n, n_branch] MVA at the more loaded end of each branch: AC power flows (float64) of
+    dispatch `pg` [n, n_gen] at the points, reactive loads scaled with the active ones as the
+    environment scales them (`Grid.reactive_ratio`), generators at the case's voltage setpoints,
+    the losses taken by the reference bus."""
+    pd = points.demand(grid)
+    with jax.enable_x64(True):
+        result = ac_power_flow(
+            grid.astype(jnp.float64),
+            pd=jnp.asarray(pd),
+            qd=jnp.asarray(pd * grid.reactive_ratio),
+            pg=jnp.asarray(pg, jnp.float64),
+        )
+        failed = np.flatnonzero(~np.asarray(result.converged))
+        if failed.size:
+            raise RuntimeError(f"branch_apparent_flows: no AC solution at points {failed[:5]}")
+        return np.maximum(
+            np.hypot(np.asarray(result.pf), np.asarray(result.qf)),
+            np.hypot(np.asarray(result.pt), np.asarray(result.qt)),
+        )
+
+
 def rating_floor(grid: Grid) -> np.ndarray:
     """[n_branch] MVA: RATING_FLOOR_MVA by each branch's higher-voltage end."""
     kv = np.asarray(grid.base_kv, float)
@@ -169,11 +197,17 @@ def rating_floor(grid: Grid) -> np.ndarray:
 
 def derive_ratings(grid: Grid, points: OperatingPoints) -> np.ndarray:
     """rate_a (MVA) per branch: RATING_MARGIN × the RATING_QUANTILE of |DC flow| under the
-    reference dispatch over `points`, at least the branch's voltage-class floor, rounded up to
-    RATING_STEP_MVA."""
-    flows = np.abs(branch_flows(grid, points, reference_dispatch(grid, points)))
-    rating = np.maximum(
-        RATING_MARGIN * np.quantile(flows, RATING_QUANTILE, axis=0), rating_floor(grid)
+    reference dispatch over `points`, at least the RATING_QUANTILE of its AC apparent power and
+    the branch's voltage-class floor, rounded up to RATING_STEP_MVA."""
+    pg = reference_dispatch(grid, points)
+    dc = np.abs(branch_flows(grid, points, pg))
+    ac = branch_apparent_flows(grid, points, pg)
+    rating = np.maximum.reduce(
+        [
+            RATING_MARGIN * np.quantile(dc, RATING_QUANTILE, axis=0),
+            np.quantile(ac, RATING_QUANTILE, axis=0),
+            rating_floor(grid),
+        ]
     )
     # the tolerance keeps a rating that is a whole step up to rounding (e.g. a floor) unchanged
     return RATING_STEP_MVA * np.ceil(rating / RATING_STEP_MVA - 1e-9)
