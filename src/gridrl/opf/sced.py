@@ -566,12 +566,13 @@ class Sced:
         pg = np.zeros(self._n_gen)
         pg[problem.gens] = x[self._pg_cols] * base
         pg = np.where(on, pg, 0.0)
+        # the LP meets its bounds to HiGHS's tolerance (seen: 2e-12 MW above a plant's
+        # availability): report a renewable's output within what the weather gives
+        pg = np.where(self._renewable, np.minimum(pg, available), pg)
         pf = np.where(self._usable, (network.bf @ va + network.pfinj) * base, 0.0)
         islanded = self._network.bus_active & ~self._energized
         shed = np.where(islanded, np.maximum(pd, 0.0), x[self._shed_cols] * base)
-        curtailed = np.where(
-            self._renewable & self._network.gen_active, np.maximum(available - pg, 0.0), 0.0
-        )
+        curtailed = np.where(self._renewable & self._network.gen_active, available - pg, 0.0)
         overload = np.zeros(self._n_branch)
         overload[self._rated] = (x[self._up_cols] + x[self._down_cols]) * base
         n1_overload = float(np.sum(x[self._base_shape[1] :])) * base
