@@ -81,8 +81,7 @@ def powerflow(args: argparse.Namespace, console: Console) -> int:
     start = time.perf_counter()
     ac = ac_power_flow(grid)
     pf, pt = np.asarray(ac.pf), np.asarray(ac.pt)
-    apparent = np.maximum(np.hypot(pf, np.asarray(ac.qf)), np.hypot(pt, np.asarray(ac.qt)))
-    flows["AC"] = (pf, apparent)
+    flows["AC"] = (pf, np.asarray(ac.apparent_mva))
     vm = np.asarray(ac.vm)[np.asarray(ac.energized)]
     timing.add_row(
         "AC",

@@ -143,7 +143,7 @@ class Balance:
     spilled: Array  # [n_gen] MW of renewables spilled for want of load
 
 
-def balance(sp: Setpoints, load: Array, dispatchable: Array, losses: Array = 0.0) -> Balance:
+def balance(sp: Setpoints, load: Array, dispatchable: Array, losses: Array) -> Balance:
     """Share the imbalance between `load` [n_bus] (served demand, shunts included) plus the
     expected branch `losses` (MW) and the setpoints among the dispatchable units, in proportion
     to their headroom, within limits."""

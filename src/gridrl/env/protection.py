@@ -83,12 +83,11 @@ def solve_flows(
         model=params.ac,
         max_outages=config.max_outages,
     )
-    apparent = jnp.maximum(jnp.hypot(result.pf, result.qf), jnp.hypot(result.pt, result.qt))
     ref = params.ac.ref
     slack_pg = jnp.sum(jnp.where(ref[grid.gen_bus], result.pg, 0.0))
     return Flows(
         flow=result.pf,
-        loading=apparent / params.rating,
+        loading=result.apparent_mva / params.rating,
         vm=result.vm,
         energized=result.energized,
         slack_pg=slack_pg,

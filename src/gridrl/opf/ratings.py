@@ -179,10 +179,7 @@ def branch_apparent_flows(grid: Grid, points: OperatingPoints, pg: np.ndarray) -
         failed = np.flatnonzero(~np.asarray(result.converged))
         if failed.size:
             raise RuntimeError(f"branch_apparent_flows: no AC solution at points {failed[:5]}")
-        return np.maximum(
-            np.hypot(np.asarray(result.pf), np.asarray(result.qf)),
-            np.hypot(np.asarray(result.pt), np.asarray(result.qt)),
-        )
+        return np.asarray(result.apparent_mva)
 
 
 def rating_floor(grid: Grid) -> np.ndarray:

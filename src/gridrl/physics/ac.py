@@ -87,6 +87,11 @@ class ACResult:
     energized: Array  # bool [..., n_bus]
     lost_load_mw: Array  # positive load at de-energised buses, MW [...]
 
+    @property
+    def apparent_mva(self) -> Array:
+        """|S| at the more loaded end of each branch, MVA [..., n_branch]: what a rating limits."""
+        return jnp.maximum(jnp.hypot(self.pf, self.qf), jnp.hypot(self.pt, self.qt))
+
 
 def _grounded(matrix: Array, keep: Array) -> Array:
     """The matrix on the `keep` rows and columns, identity elsewhere (always invertible)."""
