@@ -14,7 +14,8 @@ from pandapower.pypower.idx_bus import VA, VM
 from pandapower.pypower.idx_gen import PG, QG
 
 from gridrl.cases import from_pandapower
-from gridrl.physics.ac import ac_model, ac_power_flow
+from gridrl.physics.ac import ac_model, ac_power_flow, ac_power_flow_outages
+from gridrl.physics.dc import dc_model, outages
 from gridrl.physics.ybus import fast_decoupled_matrices, make_ybus
 
 VM_TOL = 1e-6  # p.u.
@@ -165,6 +166,50 @@ def test_islanded_bus_is_dead_and_its_load_lost(grid118, outage_results):
     assert abs(float(jnp.sum(result.pg)) - served - losses - shunts) < 1e-6
 
 
+def test_the_outage_form_of_a_topology_solves_as_its_line_status(
+    grid118, model118, outage_cases, outage_results
+):
+    status = np.ones((len(outage_cases), grid118.n_branch), bool)
+    for sample, out in enumerate(outage_cases):
+        status[sample, out] = False
+    pd = jnp.broadcast_to(jnp.asarray(grid118.pd), (len(outage_cases), grid118.n_bus))
+    qd, pg = jnp.broadcast_to(jnp.asarray(grid118.qd), pd.shape), jnp.asarray(grid118.pg)
+    pg = jnp.broadcast_to(pg, (len(outage_cases), grid118.n_gen))
+    for k, expected in ((4, outage_results), (0, ac_power_flow(grid118, model=model118))):
+        topology = outages(dc_model(grid118), jnp.asarray(status), k)
+        result = ac_power_flow_outages(grid118, model118, topology, pd=pd, qd=qd, pg=pg)
+        for sample in range(len(outage_cases) if k else 1):
+            assert bool(result.converged[sample])
+            ours = jax.tree.map(lambda a: a[sample], result)  # noqa: B023
+            theirs = expected if k == 0 else jax.tree.map(lambda a: a[sample], expected)  # noqa: B023
+            np.testing.assert_allclose(ours.vm, theirs.vm, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(ours.pf, theirs.pf, rtol=0, atol=1e-9)
+            assert np.array_equal(ours.energized, theirs.energized)
+
+
+def test_a_warm_start_reaches_the_flat_starts_solution_in_fewer_iterations(grid118, model118):
+    scale = jnp.array([[1.0], [1.03], [0.97]])  # the solution's loads, then 5-minute-like moves
+    pd, qd = scale * jnp.asarray(grid118.pd), scale * jnp.asarray(grid118.qd)
+    solution = ac_power_flow(grid118, model=model118)
+    init = (jnp.broadcast_to(solution.vm, pd.shape), jnp.broadcast_to(solution.va, pd.shape))
+    flat = ac_power_flow(grid118, pd=pd, qd=qd, model=model118)
+    warm = ac_power_flow(grid118, pd=pd, qd=qd, model=model118, init=init)
+    assert bool(jnp.all(warm.converged))
+    assert int(warm.iterations[0]) == 0  # started at its own solution
+    assert bool(jnp.all(warm.iterations < flat.iterations))
+    np.testing.assert_allclose(warm.vm, flat.vm, rtol=0, atol=VM_TOL)
+    np.testing.assert_allclose(np.rad2deg(warm.va), np.rad2deg(flat.va), rtol=0, atol=VA_TOL_DEG)
+    np.testing.assert_allclose(warm.pf, flat.pf, rtol=0, atol=FLOW_TOL)
+    # a bus at 0 p.u. in the start (dead in the earlier solve) starts flat
+    dead = init[0].at[:, 5].set(0.0)
+    np.testing.assert_allclose(
+        ac_power_flow(grid118, pd=pd, qd=qd, model=model118, init=(dead, init[1])).vm,
+        flat.vm,
+        rtol=0,
+        atol=VM_TOL,
+    )
+
+
 def test_batch_equals_samples_and_broadcasts(grid118, model118):
     scale = jnp.array([[0.9], [1.0], [1.1]])
     pd = scale * jnp.asarray(grid118.pd)
@@ -226,6 +271,7 @@ def test_float32_error_is_reported(grid118, expected118, record_property):
         ({"line_status": np.ones(3, bool)}, "line_status must have shape"),
         ({"pd": np.zeros((2, 118)), "pg": np.zeros((3, 54))}, "do not broadcast"),
         ({"max_iter": 0}, "max_iter"),
+        ({"init": (np.ones(5), np.zeros(118))}, "init vm must have shape"),
     ],
 )
 def test_bad_input_is_a_clear_error(grid118, model118, kwargs, message):

@@ -202,6 +202,22 @@ def test_cascades_batched_equal_sample_by_sample(env, fns):
         )
 
 
+def test_a_cascade_stops_solving_where_it_would_pass_max_outages(env):
+    """Past max_outages the solvers would drop outages (and AC would not converge): the trips
+    that would cross it take effect without a round of their own, and the step is truncated."""
+    params, config = env.default_params, env.config
+    usable = np.flatnonzero(np.asarray(params.dc.usable))
+    status = np.ones(env.default_params.grid.n_branch, bool)
+    status[usable[: config.max_outages - 1]] = False
+    one, two = (np.isin(np.arange(status.size), usable[-k:]) for k in (1, 2))
+    goes_on = partial(protection._cascade_goes_on, params, config, jnp.asarray(status))
+    assert bool(goes_on(jnp.asarray(one), jnp.int32(1)))  # reaches max_outages: solved
+    assert not bool(goes_on(jnp.asarray(two), jnp.int32(1)))  # would pass it
+    assert not bool(goes_on(jnp.zeros_like(jnp.asarray(one)), jnp.int32(1)))  # no trip
+    last_round = jnp.int32(config.protection.max_cascade_rounds)
+    assert not bool(goes_on(jnp.asarray(one), last_round))
+
+
 def test_auto_reset_restarts_finished_episodes(env, fns):
     reset, step = fns
     params = env.default_params
@@ -292,6 +308,7 @@ def _n1_against_full_solves(params, grid, status: np.ndarray, max_outages: int):
         flow=solved.pf,
         loading=jnp.abs(solved.pf) / params.rating,
         vm=solved.energized.astype(float),
+        va=solved.va,
         energized=solved.energized,
         slack_pg=solved.pg_slack,
         losses=jnp.zeros(()),

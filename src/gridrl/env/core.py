@@ -282,8 +282,10 @@ class GridEnv:
         )
         counts = jnp.zeros(grid.n_branch, jnp.int32)
         # no earlier solve to plan the losses from: the reference bus's units take them
+        flat_start = jnp.zeros_like(demand)
+        last = protection.LastSolve(jnp.zeros((), demand.dtype), vm=flat_start, va=flat_start)
         response = protection.respond(
-            params, config, sp, demand, unit_on, line_status, counts, jnp.zeros((), demand.dtype)
+            params, config, sp, demand, unit_on, line_status, counts, last
         )
         counts = response.overload_count
         if scenario.initial_overload_counters:
@@ -309,6 +311,7 @@ class GridEnv:
             gate=jnp.zeros(layout.n_region, grid.pd.dtype),
             flow=response.flows.flow,
             vm=response.flows.vm,
+            va=response.flows.va,
             losses=response.flows.losses,
             energized=response.flows.energized,
             served=jnp.where(response.flows.energized, demand, 0.0) - response.balance.auto_shed,
@@ -347,8 +350,9 @@ class GridEnv:
         pg = jnp.where(unit_on, state.pg, 0.0)
         sp = dispatch.setpoints(params, config, decoded, pg, demand, available, unit_on)
         served = demand - sp.shed
+        last = protection.LastSolve(state.losses, vm=state.vm, va=state.va)
         response = protection.respond(
-            params, config, sp, served, unit_on, line_status, state.overload_count, state.losses
+            params, config, sp, served, unit_on, line_status, state.overload_count, last
         )
         flows, bal = response.flows, response.balance
         pg = _final_output(params, response)
@@ -384,6 +388,7 @@ class GridEnv:
             gate=decoded.gate,
             flow=flows.flow,
             vm=flows.vm,
+            va=flows.va,
             losses=flows.losses,
             energized=flows.energized,
             served=delivered,

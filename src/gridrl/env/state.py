@@ -58,6 +58,7 @@ class EnvState:
     gate: Array  # [n_region]: the safety agent's last gate per region (1: overriding)
     flow: Array  # [n_branch] MW at the from end, last solve
     vm: Array  # [n_bus] p.u., last solve (1 under DC)
+    va: Array  # [n_bus] rad, last solve (AC: where the next solve's iteration starts)
     losses: Array  # MW lost in the branches, last solve (0 under DC): the next dispatch plans it
     energized: Array  # bool [n_bus]
     served: Array  # [n_bus] MW actually supplied last step

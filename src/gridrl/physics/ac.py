@@ -33,6 +33,7 @@ import numpy as np
 from flax import struct
 
 from gridrl.cases.grid import BusType, Grid
+from gridrl.physics.dc import Outages, first_true
 from gridrl.physics.inputs import batch_shape
 from gridrl.physics.islands import energized_buses
 from gridrl.physics.lowrank import capacitance_solve
@@ -163,6 +164,7 @@ def ac_power_flow(
     tol: float | None = None,
     max_iter: int = 50,
     max_outages: int = 4,
+    init: tuple[Array, Array] | None = None,
 ) -> ACResult:
     """Solve AC power flows of `grid`, batched over the leading dimensions of the inputs.
 
@@ -179,15 +181,22 @@ def ac_power_flow(
     The mismatch is always exact, so a sample with more outages has a correct fixed point but
     converges slowly or not within max_iter (on case118, 6 out with max_outages=2: not within
     50); it is then flagged converged=False. Raise max_outages for such batches.
+    init: (vm p.u., va rad) [..., n_bus] to start from instead of a flat start, e.g. an earlier
+    solution (pandapower's init="results"): the PQ buses' magnitudes and the angles of all but
+    the reference buses; a bus with vm outside (0, 10) there starts flat.
     """
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
+    init_vm, init_va = (None, None) if init is None else init
     given = {"line_status": line_status, "pd": pd, "qd": qd, "pg": pg, "vg": vg}
+    given |= {"init vm": init_vm, "init va": init_va}
     sizes = {
         "line_status": (n_branch, "one flag per branch"),
         "pd": (n_bus, "MW per bus"),
         "qd": (n_bus, "MVAr per bus"),
         "pg": (n_gen, "MW per generator"),
         "vg": (n_gen, "p.u. per generator"),
+        "init vm": (n_bus, "p.u. per bus"),
+        "init va": (n_bus, "rad per bus"),
     }
     shapes = [
         batch_shape("ac_power_flow", k, v, *sizes[k]) for k, v in given.items() if v is not None
@@ -215,14 +224,52 @@ def ac_power_flow(
         flat(vg, grid.vg, n_gen, dtype),
     )
     status = None if line_status is None else flat(line_status, None, n_branch, bool)
+    if init is not None:
+        init = (flat(init_vm, None, n_bus, dtype), flat(init_va, None, n_bus, dtype))
     if model is None:
         model = ac_model(grid)
     tol = jnp.asarray(tol, dtype)
-    result = _solve(grid, model, status, *inputs, tol, max_iter, q_limits, max_outages)
+    result = _solve(grid, model, status, *inputs, init, tol, max_iter, q_limits, max_outages)
     return jax.tree_util.tree_map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
 
 
-@partial(jax.jit, static_argnums=(8, 9, 10))
+def ac_power_flow_outages(
+    grid: Grid,
+    model: ACModel,
+    topology: Outages,
+    *,
+    pd: Array,
+    qd: Array,
+    pg: Array,
+    init: tuple[Array, Array] | None = None,
+    tol: float | None = None,
+    max_iter: int = 50,
+) -> ACResult:
+    """`ac_power_flow` of a topology in the DC solver's low-rank form (`physics.dc.outages`),
+    for callers that already have it: its energised buses and its K branch slots are taken as
+    given, not found again. K = 0 is the base topology: the shared inverses alone, no
+    per-sample update (the cheap path for the samples of a batch with every branch in).
+    Inputs have one batch shape [..., n]; generator voltage setpoints are the case's."""
+    batch = pd.shape[:-1]
+    size = int(np.prod(batch))
+    dtype = pd.dtype
+
+    def flat(value):
+        return jnp.reshape(value, (size, *value.shape[len(batch) :]))
+
+    if tol is None:
+        tol = DEFAULT_TOL.get(np.dtype(dtype), 1e-4)
+    vg = jnp.broadcast_to(jnp.asarray(grid.vg, dtype), (size, grid.n_gen))
+    topology = jax.tree.map(flat, topology)
+    init = None if init is None else tuple(flat(v) for v in init)
+    result = _solve_topology(
+        grid, model, topology, flat(pd), flat(qd), flat(pg), vg, init, jnp.asarray(tol, dtype),
+        max_iter, False,
+    )  # fmt: skip
+    return jax.tree.map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
+
+
+@partial(jax.jit, static_argnums=(9, 10, 11))
 def _solve(
     grid: Grid,
     model: ACModel,
@@ -231,21 +278,54 @@ def _solve(
     qd: Array,
     pg: Array,
     vg: Array,
+    init: tuple[Array, Array] | None,
     tol: Array,
     max_iter: int,
     q_limits: bool,
     max_outages: int,
 ) -> ACResult:
     """The batch, flattened to one leading dimension [B, ...]."""
-    size = pd.shape[0]
+    topology = _topology(grid, model, status, max_outages, pd.shape[0])
+    return _solve_topology(grid, model, topology, pd, qd, pg, vg, init, tol, max_iter, q_limits)
+
+
+def _topology(
+    grid: Grid, model: ACModel, status: Array | None, max_outages: int, size: int
+) -> Outages:
+    """The topology `status` [B, n_branch] (None: the base) with its first `max_outages`
+    branches out in slots and its energised buses (coeff, a DC quantity, is left at 0)."""
     if status is None:
         usable = jnp.broadcast_to(model.usable, (size, grid.n_branch))
+        slots = jnp.zeros((size, 0), jnp.int32)
         energized = jnp.broadcast_to(model.energized, (size, grid.n_bus))
-        outaged = None
     else:
         usable = model.usable & status
+        slots = first_true(model.usable & ~usable, max_outages)
         energized = energized_buses(grid, usable)
-        outaged = model.usable & ~usable
+    valid = slots < grid.n_branch
+    coeff = jnp.zeros(slots.shape, jnp.asarray(grid.pd).dtype)
+    branch = jnp.where(valid, slots, 0)
+    return Outages(usable=usable, branch=branch, valid=valid, coeff=coeff, energized=energized)
+
+
+def _solve_topology(
+    grid: Grid,
+    model: ACModel,
+    topology: Outages,
+    pd: Array,
+    qd: Array,
+    pg: Array,
+    vg: Array,
+    init: tuple[Array, Array] | None,
+    tol: Array,
+    max_iter: int,
+    q_limits: bool,
+) -> ACResult:
+    """The batch, flattened to one leading dimension [B, ...], on a given topology."""
+    base = topology.branch.shape[-1] == 0  # the base topology, whatever `usable` says
+    usable = jnp.broadcast_to(model.usable, topology.usable.shape) if base else topology.usable
+    energized = topology.energized
+    outaged = None if base else model.usable & ~usable
     ref, pv = model.ref & energized, model.pv & energized
     gen_on = jnp.asarray(grid.gen_status, bool) & (_at_gens(grid, energized.astype(pd.dtype)) > 0)
     generation = _at_buses(grid, jnp.where(gen_on, pg, 0.0))
@@ -254,14 +334,17 @@ def _solve(
     vm = jnp.where(ref | pv, setpoint, 1.0)
     case_va = jnp.asarray(grid.va, pd.dtype)
     va = jnp.broadcast_to(jnp.where(ref, case_va, case_va[jnp.argmax(model.ref)]), vm.shape)
+    if init is not None:
+        known = (init[0] > 0) & (init[0] < VM_BOUND) & jnp.isfinite(init[1])
+        vm = jnp.where(known & ~ref & ~pv, init[0], vm)
+        va = jnp.where(known & ~ref, init[1], va)
     injections = partial(_injections, grid, model, outaged)
-    if status is None:
+    if base:
         solve_p = partial(_shared_solve, model.b_prime_inverse)
         base_solve_q = partial(_shared_solve, model.b_double_prime_inverse)
     else:
         blocks = fast_decoupled_blocks(grid, jnp.ones(grid.n_branch, bool))
-        flags, slots = jax.lax.top_k(outaged.astype(jnp.int32), max_outages)
-        slots = (slots, flags > 0, energized)
+        slots = (topology.branch, topology.valid, energized)
         prime_rows, double_prime_rows = ~model.ref & model.energized, model.pq & model.energized
         solve_p = _low_rank_solver(grid, model.b_prime_inverse, prime_rows, blocks[0], *slots)
         base_solve_q = _low_rank_solver(
