@@ -6,6 +6,7 @@ stepped by one jitted, vmapped step; compiled functions are the expensive part o
 
 from functools import partial
 from itertools import pairwise
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -202,20 +203,24 @@ def test_cascades_batched_equal_sample_by_sample(env, fns):
         )
 
 
-def test_a_cascade_stops_solving_where_it_would_pass_max_outages(env):
+def test_a_cascade_stops_where_its_next_solve_would_be_unsound(env):
     """Past max_outages the solvers would drop outages (and AC would not converge): the trips
-    that would cross it take effect without a round of their own, and the step is truncated."""
+    that would cross it take effect without a round of their own, and the step is truncated.
+    After an AC solve that failed (a blackout) no round follows either."""
     params, config = env.default_params, env.config
     usable = np.flatnonzero(np.asarray(params.dc.usable))
     status = np.ones(env.default_params.grid.n_branch, bool)
     status[usable[: config.max_outages - 1]] = False
     one, two = (np.isin(np.arange(status.size), usable[-k:]) for k in (1, 2))
+    flows = SimpleNamespace(converged=jnp.array(True))
     goes_on = partial(protection._cascade_goes_on, params, config, jnp.asarray(status))
-    assert bool(goes_on(jnp.asarray(one), jnp.int32(1)))  # reaches max_outages: solved
-    assert not bool(goes_on(jnp.asarray(two), jnp.int32(1)))  # would pass it
-    assert not bool(goes_on(jnp.zeros_like(jnp.asarray(one)), jnp.int32(1)))  # no trip
+    assert bool(goes_on(jnp.asarray(one), flows, jnp.int32(1)))  # reaches max_outages: solved
+    assert not bool(goes_on(jnp.asarray(two), flows, jnp.int32(1)))  # would pass it
+    assert not bool(goes_on(jnp.zeros_like(jnp.asarray(one)), flows, jnp.int32(1)))  # no trip
     last_round = jnp.int32(config.protection.max_cascade_rounds)
-    assert not bool(goes_on(jnp.asarray(one), last_round))
+    assert not bool(goes_on(jnp.asarray(one), flows, last_round))
+    collapsed = SimpleNamespace(converged=jnp.array(False))  # AC: no trips from a failed solve
+    assert not bool(goes_on(jnp.asarray(one), collapsed, jnp.int32(1)))
 
 
 def test_auto_reset_restarts_finished_episodes(env, fns):

@@ -139,14 +139,16 @@ def _branches_out(params: EnvParams, status: Array) -> Array:
 
 
 def _cascade_goes_on(
-    params: EnvParams, config: EnvConfig, status: Array, trips: Array, rounds: Array
+    params: EnvParams, config: EnvConfig, status: Array, trips: Array, flows: Flows, rounds: Array
 ) -> Array:
-    """bool: the new `trips` get a round of their own: within max_cascade_rounds, and while the
+    """bool: the new `trips` get a round of their own: within max_cascade_rounds, while the
     topology stays within max_outages (past it the solvers would drop outages and, under AC,
-    could not converge; the episode ends this step as a truncation: core.GridEnv.step)."""
+    could not converge; the episode ends this step as a truncation: core.GridEnv.step), and
+    while the power flow converges (a collapsed AC solve ends the episode; its loadings are
+    no ground for trips)."""
     n_out = jnp.sum(params.dc.usable & ~(status & ~trips))
     more_rounds = rounds < config.protection.max_cascade_rounds
-    return jnp.any(trips) & more_rounds & (n_out <= config.max_outages)
+    return jnp.any(trips) & more_rounds & (n_out <= config.max_outages) & flows.converged
 
 
 def respond(
@@ -196,8 +198,8 @@ def respond(
             return status, tripped | trips, next_trips, bal, flows, rounds + 1
 
         def pending(carry):
-            status, _, trips, _, _, rounds = carry
-            return _cascade_goes_on(params, config, status, trips, rounds)
+            status, _, trips, _, flows, rounds = carry
+            return _cascade_goes_on(params, config, status, trips, flows, rounds)
 
         return jax.lax.while_loop(pending, round_, carry)
 
@@ -205,7 +207,7 @@ def respond(
     carry = (line_status, no_trip, trips, bal, flows, jnp.int32(1))
     # a cascade is rare: under vmap only the samples with trips run its rounds (env/sparse.py)
     solved, tripped, trips, bal, flows, rounds = where_needed(
-        _cascade_goes_on(params, config, line_status, trips, jnp.int32(1)),
+        _cascade_goes_on(params, config, line_status, trips, flows, jnp.int32(1)),
         carry,
         cascade,
         (carry, params, sp, served, unit_on, last),
