@@ -20,7 +20,9 @@ by ~1e-5 p.u., so the float32 default tolerance is 1e-4 p.u. (0.01 MW on a 100 M
 voltages agree with a float64 solution to ~1e-6 p.u.
 
 A sample whose iterate stops being finite or leaves 0 < |V| < 10 p.u. is frozen at its last
-good iterate and flagged converged=False; outputs are always finite.
+good iterate and flagged converged=False, as is one whose mismatch has not reached a new low in
+8 iterations (it oscillates far from any solution: a batch would otherwise iterate to max_iter
+for it); outputs are always finite.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ Array = jnp.ndarray
 DEFAULT_TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
 MAX_Q_LIMIT_ROUNDS = 10  # PV→PQ switching rounds; MATPOWER needs one or two on real cases
 VM_BOUND = 10.0  # |V| beyond this p.u. (or ≤ 0) is divergence, not a solution
+# iterations without a new smallest mismatch after which a sample is given up: the iteration
+# contracts every step where it converges, so this is an oscillation far from any solution
+STALL_ITERATIONS = 8
 
 
 @struct.dataclass
@@ -516,7 +521,7 @@ def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, v
         return p, q, dp, dq, error
 
     def step(state):
-        count, va, vm, p, q, dp, dq, error, iterations, active, failed = state
+        count, va, vm, p, q, dp, dq, error, best, since, iterations, active, failed = state
         va_new = va - jnp.where(p_rows, solve_p(dp / vm), 0.0)
         rotation = _sin_cos(va_new)  # shared by both half-steps: the Q step keeps the angles
         _, _, _, dq_half, _ = mismatch(rotation, vm)
@@ -529,17 +534,21 @@ def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, v
             for fresh, old in zip(new, (va, vm, p, q, dp, dq, error), strict=True)
         )
         failed = failed | (active & ~good)
-        active = take & (error >= tol)
-        return count + 1, va, vm, p, q, dp, dq, error, iterations + take, active, failed
+        since = jnp.where(error < best, 0, since + 1)
+        best = jnp.minimum(error, best)
+        active = take & (error >= tol) & (since < STALL_ITERATIONS)
+        iterations = iterations + take
+        return count + 1, va, vm, p, q, dp, dq, error, best, since, iterations, active, failed
 
     def unfinished(state):
-        return jnp.any(state[9]) & (state[0] < max_iter)
+        return jnp.any(state[-2]) & (state[0] < max_iter)
 
     p, q, dp, dq, error = mismatch(_sin_cos(va), vm)
     samples = va.shape[0]
-    start = (0, va, vm, p, q, dp, dq, error, jnp.zeros(samples, jnp.int32), error >= tol)
+    zeros = jnp.zeros(samples, jnp.int32)
+    start = (0, va, vm, p, q, dp, dq, error, error, zeros, zeros, error >= tol)
     start = (*start, jnp.zeros(samples, bool))
-    _, va, vm, p, q, _, _, error, iterations, _, failed = jax.lax.while_loop(
+    _, va, vm, p, q, _, _, error, _, _, iterations, _, failed = jax.lax.while_loop(
         unfinished, step, start
     )
     return va, vm, p, q, iterations, (error < tol) & ~failed
