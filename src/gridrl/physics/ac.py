@@ -234,7 +234,7 @@ def ac_power_flow(
     if model is None:
         model = ac_model(grid)
     tol = jnp.asarray(tol, dtype)
-    result = _solve(grid, model, status, *inputs, init, tol, max_iter, q_limits, max_outages)
+    result = _solve(grid, model, status, max_outages, inputs, init, tol, max_iter, q_limits)
     return jax.tree_util.tree_map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
 
 
@@ -267,31 +267,18 @@ def ac_power_flow_outages(
     vg = jnp.broadcast_to(jnp.asarray(grid.vg, dtype), (size, grid.n_gen))
     topology = jax.tree.map(flat, topology)
     init = None if init is None else tuple(flat(v) for v in init)
-    result = _solve_topology(
-        grid, model, topology, flat(pd), flat(qd), flat(pg), vg, init, jnp.asarray(tol, dtype),
-        max_iter, False,
-    )  # fmt: skip
+    inputs = (flat(pd), flat(qd), flat(pg), vg)
+    tol = jnp.asarray(tol, dtype)
+    result = _solve_topology(grid, model, topology, inputs, init, tol, max_iter, False)
     return jax.tree.map(lambda a: a.reshape(*batch, *a.shape[1:]), result)
 
 
-@partial(jax.jit, static_argnums=(9, 10, 11))
-def _solve(
-    grid: Grid,
-    model: ACModel,
-    status: Array | None,
-    pd: Array,
-    qd: Array,
-    pg: Array,
-    vg: Array,
-    init: tuple[Array, Array] | None,
-    tol: Array,
-    max_iter: int,
-    q_limits: bool,
-    max_outages: int,
-) -> ACResult:
-    """The batch, flattened to one leading dimension [B, ...]."""
-    topology = _topology(grid, model, status, max_outages, pd.shape[0])
-    return _solve_topology(grid, model, topology, pd, qd, pg, vg, init, tol, max_iter, q_limits)
+@partial(jax.jit, static_argnums=(3, 7, 8))
+def _solve(grid: Grid, model: ACModel, status: Array | None, max_outages: int, inputs, *rest):
+    """`_solve_topology` (same arguments after the topology) of the topology `status`
+    [B, n_branch] (None: the base), the batch flattened to one leading dimension."""
+    topology = _topology(grid, model, status, max_outages, inputs[0].shape[0])
+    return _solve_topology(grid, model, topology, inputs, *rest)
 
 
 def _topology(
@@ -317,16 +304,15 @@ def _solve_topology(
     grid: Grid,
     model: ACModel,
     topology: Outages,
-    pd: Array,
-    qd: Array,
-    pg: Array,
-    vg: Array,
+    inputs: tuple[Array, Array, Array, Array],
     init: tuple[Array, Array] | None,
     tol: Array,
     max_iter: int,
     q_limits: bool,
 ) -> ACResult:
-    """The batch, flattened to one leading dimension [B, ...], on a given topology."""
+    """The batch, flattened to one leading dimension [B, ...], on a given topology; inputs:
+    (pd, qd, pg, vg)."""
+    pd, qd, pg, vg = inputs
     base = topology.branch.shape[-1] == 0  # the base topology, whatever `usable` says
     usable = jnp.broadcast_to(model.usable, topology.usable.shape) if base else topology.usable
     energized = topology.energized
