@@ -281,7 +281,7 @@ class GridEnv:
             shed=jnp.zeros_like(demand),
         )
         counts = jnp.zeros(grid.n_branch, jnp.int32)
-        # no earlier solve to plan the losses from: the reference bus's units take them
+        # no earlier solve: no losses to plan (the reference bus's units take them), a flat start
         flat_start = jnp.zeros_like(demand)
         last = protection.LastSolve(jnp.zeros((), demand.dtype), vm=flat_start, va=flat_start)
         response = protection.respond(
