@@ -421,3 +421,13 @@ def test_ac_dispatch_plans_the_losses_instead_of_drifting_to_the_reference_bus()
         ref_output.append(float(np.sum(np.asarray(state.pg)[at_ref])))
     # the load falls a few MW a step at this hour: a step moves them by their share of that
     assert np.max(np.abs(np.diff(ref_output))) < 10.0
+
+    # past max_outages (here 9 branches out at once, by events) the iteration matrices follow
+    # only 6 of them and the iteration fails: a truncation, not a blackout (no load is lost)
+    worst = np.asarray(params.layout.contingencies)[:8]
+    deep = state.replace(branch_down=state.branch_down.at[worst].set(5))
+    _, after, _, dones, info = step(jax.random.key(9), deep, hold, params)
+    assert bool(info["outage_limit"]) and not bool(info["converged"])
+    assert float(info["energy_not_served_mw"]) == 0.0
+    assert bool(info["truncated"]) and bool(dones["__all__"])
+    assert not bool(info["blackout"]) and not bool(after.terminated)

@@ -366,9 +366,10 @@ class GridEnv:
         # beyond max_outages the solvers would drop outages: the episode is cut there, truncated
         # rather than terminated, since the grid's fate is unknown (docs/env.md, "Termination")
         outage_limit = n_out > config.max_outages
-        blackout = (
-            ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))
-        ) | ~flows.converged
+        # a failed AC solve is a collapse only where the iteration matrices follow every outage
+        # (beyond the limit it fails for want of them); lost load is sound either way
+        collapsed = ~flows.converged & ~outage_limit
+        blackout = (ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))) | collapsed
         reserve = _reserve(params, response, sp)
         n1 = response.n1_secure
         new_state = EnvState(
