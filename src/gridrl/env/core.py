@@ -424,7 +424,7 @@ class GridEnv:
         done = blackout | truncated
         dones = {agent: done for agent in self.agents} | {"__all__": done}
         info = _info(params, outcome, response, sanitized, truncated, sp, bal, flows)
-        info["outage_limit"] = outage_limit
+        info |= {"branches_out": n_out, "outage_limit": outage_limit}
         return obs, new_state, {a: reward[a] for a in self.agents}, dones, info
 
 
@@ -478,7 +478,6 @@ def _info(params, outcome, response, sanitized, truncated, sp, bal, flows) -> di
         "max_loading": jnp.max(jnp.where(outcome.line_status, outcome.loading, 0.0)),
         "line_trips": jnp.sum(response.tripped),
         "cascade_rounds": response.rounds,
-        "branches_out": jnp.sum(~response.line_status & (params.grid.branch_status > 0)),
         "energized_share": jnp.mean(outcome.energized),
         "n1_secure": outcome.n1_secure,
         "reserve_mw": outcome.reserve,
