@@ -38,7 +38,7 @@ from env_grid2op import grid2op_steps_per_second
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "env.json"
 DOCS_MD = ROOT / "docs" / "benchmarks.md"
-FULL = {"dc": (1, 64, 1024, 4096), "ac": (1, 64, 1024), "steps": 10, "repeats": 3, "g2o": 2000}
+FULL = {"dc": (1, 64, 1024, 4096), "ac": (1, 64, 1024), "steps": 10, "repeats": 5, "g2o": 2000}
 QUICK = {"dc": (1, 256), "ac": (1, 64), "steps": 5, "repeats": 3, "g2o": 300}
 FLOORS = {"dc": 300_000, "ac": 20_000}
 ACTION_POOL = 8  # batches of random actions cycled through
