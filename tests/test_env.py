@@ -422,8 +422,9 @@ def test_ac_dispatch_plans_the_losses_instead_of_drifting_to_the_reference_bus()
     # the load falls a few MW a step at this hour: a step moves them by their share of that
     assert np.max(np.abs(np.diff(ref_output))) < 10.0
 
-    # past max_outages (here 9 branches out at once, by events) the iteration matrices follow
-    # only 6 of them and the iteration fails: a truncation, not a blackout (no load is lost)
+    # past max_outages (here the 8 top contingencies out at once, by events, on top of any
+    # already out) the iteration matrices follow only max_outages of them and the iteration
+    # fails: a truncation, not a blackout (no load is lost)
     worst = np.asarray(params.layout.contingencies)[:8]
     deep = state.replace(branch_down=state.branch_down.at[worst].set(5))
     _, after, _, dones, info = step(jax.random.key(9), deep, hold, params)
