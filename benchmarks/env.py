@@ -9,7 +9,9 @@ batches drawn beforehand, cycled: the policy is not timed), the `normal` scenari
 with protection, cascades and the N-1 indicator on (they always are), timed after as many
 steps as are timed, so that trips, outages and resets are under way. Grid2Op: do-nothing steps
 of a bundled 118-bus dataset with LightSim2Grid's backend, one process
-(benchmarks/env_grid2op.py says exactly what a step costs there). Results go to
+(benchmarks/env_grid2op.py says exactly what a step costs there). At the large batch sizes,
+three parts of the step are also timed alone on the operating points the timed steps left
+(benchmarks/env_parts.py). Results go to
 benchmarks/results/env.json and the "env" section of docs/benchmarks.md.
 """
 
@@ -34,17 +36,29 @@ from gridrl.machine import cpu_name
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_page import publish  # a sibling script, not a package
 from env_grid2op import grid2op_steps_per_second
+from env_parts import parts_steps_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "env.json"
 DOCS_MD = ROOT / "docs" / "benchmarks.md"
-FULL = {"dc": (1, 64, 1024, 4096), "ac": (1, 64, 1024), "steps": 10, "repeats": 5, "g2o": 2000}
-QUICK = {"dc": (1, 256), "ac": (1, 64), "steps": 5, "repeats": 3, "g2o": 300}
+FULL = {
+    "dc": (1, 64, 1024, 4096),
+    "ac": (1, 64, 1024),
+    "parts": (1024, 4096),  # batch sizes at which the step's parts are also timed alone
+    "steps": 10,
+    "repeats": 5,
+    "g2o": 2000,
+}
+QUICK = {"dc": (1, 256), "ac": (1, 64), "parts": (64, 256), "steps": 5, "repeats": 3, "g2o": 300}
 FLOORS = {"dc": 300_000, "ac": 20_000}
 ACTION_POOL = 8  # batches of random actions cycled through
 
 
-def gridrl_steps_per_second(physics: str, batch: int, steps: int, repeats: int) -> dict:
+def gridrl_steps_per_second(
+    physics: str, batch: int, steps: int, repeats: int, parts: bool
+) -> tuple[dict, dict | None]:
+    """The step's rate, and if `parts` its parts' alone, at the operating points the timed
+    steps left (env_parts.py)."""
     env = AutoReset(gridrl.make("ieee118", scenario="normal", physics=physics))
     params = env.default_params
     reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
@@ -78,13 +92,14 @@ def gridrl_steps_per_second(physics: str, batch: int, steps: int, repeats: int) 
         jax.block_until_ready(state)
         rates.append(batch * steps / (time.perf_counter() - start))
         done += int(out[3]["__all__"].sum())
-    return {
+    row = {
         "physics": physics,
         "batch": batch,
         "env_steps_per_s": statistics.median(rates),
         "compile_and_first_step_s": compile_s,
         "episodes_ended_in_last_steps": done,
     }
+    return row, parts_steps_per_second(env, state, steps, repeats) if parts else None
 
 
 def render(results: dict) -> str:
@@ -108,7 +123,37 @@ def render(results: dict) -> str:
             f"| {row['physics'].upper()} | {row['batch']} | {row['env_steps_per_s']:,.0f} |"
             f" {ratio:.1f} | {FLOORS[row['physics']]:,} | {row['compile_and_first_step_s']:.1f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _parts_table(results)) + "\n"
+
+
+def _parts_table(results: dict) -> list[str]:
+    """The step's parts timed alone (env_parts.py says what each is) beside the floors: a step
+    doing these three only would take at least the sum of their times."""
+    parts = results.get("parts_alone") or []
+    if not parts:
+        return []
+    lines = [
+        "",
+        "Parts of the step timed alone in the same run (benchmarks/env_parts.py): writing the"
+        " observations (every agent's and the world state's floats, nothing computed), the"
+        " base-topology power flow (AC: warm-started) and the N-1 screen, each one jitted call;"
+        " *together*: their times per env-step added, the rate of a step that did nothing else.",
+        "",
+        "| physics | batch | observation floats | observations | base flow | N-1 screen |"
+        " together | whole step | floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    steps = {(r["physics"], r["batch"]): r["env_steps_per_s"] for r in results["gridrl"]}
+    for part in parts:
+        rates = part["env_steps_per_s"]
+        together = 1.0 / sum(1.0 / rate for rate in rates.values())
+        lines.append(
+            f"| {part['physics'].upper()} | {part['batch']} | {part['observation_floats']:,} |"
+            + "".join(f" {rates[k]:,.0f} |" for k in ("observations", "base_flow", "n1_screen"))
+            + f" {together:,.0f} | {steps[part['physics'], part['batch']]:,.0f} |"
+            f" {FLOORS[part['physics']]:,} |"
+        )
+    return lines
 
 
 def _load(results: dict) -> str:
@@ -122,12 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = QUICK if parser.parse_args(argv).quick else FULL
     jax.config.update("jax_enable_x64", False)
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
-    rows = []
+    rows, parts = [], []
     for physics in ("dc", "ac"):
         for batch in settings[physics]:
-            row = gridrl_steps_per_second(physics, batch, settings["steps"], settings["repeats"])
-            print(json.dumps(row), flush=True)
+            row, part = gridrl_steps_per_second(
+                physics, batch, settings["steps"], settings["repeats"], batch in settings["parts"]
+            )
+            print(json.dumps(row), json.dumps(part), flush=True)
             rows.append(row)
+            parts += [part] if part else []
     g2o = grid2op_steps_per_second(n_steps=settings["g2o"])
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -139,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "settings": settings,
         "gridrl": rows,
+        "parts_alone": parts,
         "grid2op": g2o,
     }
     markdown = render(results)
