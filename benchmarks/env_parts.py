@@ -12,8 +12,8 @@ timed like the step (calls in a loop, median of repeats):
 - `base_flow`: the env's power flow of the base topology (`protection.solve_flows`, the solve
   most samples of a step need once); under AC warm-started from the solution of loads 1 % lower
   (about a 5-minute change), as the env's is from the last step's;
-- `n1_screen`: the env's N-1 indicator on those flows (`protection.n1_secure_share`, the
-  screened contingencies of the base topology).
+- `n1_screen`: the env's N-1 indicator on those flows (`protection.base_n1_secure_share`, the
+  step's own call with every branch in).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,6 @@ def parts_steps_per_second(env, state, calls: int, repeats: int) -> dict:
     batch = state.demand.shape[0]
     model = params.dc
     base = outages(model, model.usable, 0)
-    live = model.usable & model.energized[model.f_bus]
 
     def observations(pd):
         return jnp.broadcast_to(pd[:1], (n_obs,))
@@ -64,10 +64,8 @@ def parts_steps_per_second(env, state, calls: int, repeats: int) -> dict:
         last = protection.LastSolve(jnp.zeros((), pd.dtype), vm=vm, va=va)
         return protection.solve_flows(params, config, base, pd, pg, last)
 
-    def screen(flows):
-        return protection.n1_secure_share(params, flows, base, live)
-
     solve = jax.jit(jax.vmap(flow))
+    screen = jax.jit(jax.vmap(partial(protection.base_n1_secure_share, params)))
     start = solve(state.demand / LOAD_CHANGE, state.pg, state.vm, state.va)
     inputs = (state.demand, state.pg, start.vm, start.va)
     flows = solve(*inputs)
@@ -76,7 +74,7 @@ def parts_steps_per_second(env, state, calls: int, repeats: int) -> dict:
             jax.jit(jax.vmap(observations)), (state.demand,), batch, calls, repeats
         ),
         "base_flow": _rate(solve, inputs, batch, calls, repeats),
-        "n1_screen": _rate(jax.jit(jax.vmap(screen)), (flows,), batch, calls, repeats),
+        "n1_screen": _rate(screen, (flows,), batch, calls, repeats),
     }
     return {
         "physics": config.physics,

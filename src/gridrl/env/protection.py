@@ -222,12 +222,8 @@ def respond(
         live = status & flows.energized[params.dc.f_bus]
         return n1_secure_share(params, flows, outages(params.dc, solved, max_outages), live)
 
-    # with every branch in (also after this step's last trips), the topology and the live
-    # branches are the base's: the same for every sample of a batch
-    model = params.dc
-    base_n1 = n1_secure_share(
-        params, flows, outages(model, model.usable, 0), model.usable & model.energized[model.f_bus]
-    )
+    # with every branch in (also after this step's last trips) the screen is the base topology's
+    base_n1 = base_n1_secure_share(params, flows)
     operands = (params, flows, solved, status)
     n1_secure = where_needed(_branches_out(params, status), base_n1, n1, operands)
     lost = jnp.sum(jnp.where(flows.energized, 0.0, jnp.maximum(served, 0.0)))
@@ -281,6 +277,14 @@ def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
     # branch in they are the same for a whole batch)
     lodf, islanding = jax.lax.optimization_barrier(_lodf_columns(model, cont, columns))
     return flows.flow[:, None] + lodf * flows.flow[cont][None, :], islanding
+
+
+def base_n1_secure_share(params: EnvParams, flows: Flows) -> Array:
+    """`n1_secure_share` with every branch in: the topology and the live branches are the
+    base's, the same for every sample of a batch (only the flows differ)."""
+    model = params.dc
+    live = model.usable & model.energized[model.f_bus]
+    return n1_secure_share(params, flows, outages(model, model.usable, 0), live)
 
 
 def n1_secure_share(params: EnvParams, flows: Flows, topology: Outages, live: Array) -> Array:
