@@ -39,6 +39,7 @@ from gridrl.evaluate.network_map import (
     network_layout,
 )
 from gridrl.evaluate.schema import FORMAT, TRACE_SERIES
+from gridrl.io import atomic_write_text
 
 # The top branches of a trace: tab10 without its red, which marks the rating.
 BRANCH_COLORS = tuple(c for i, c in enumerate(colormaps["tab10"].colors) if i != 3)
@@ -768,7 +769,4 @@ def write_report(
 
         grid = load(cases.pop())
     document = render_report(checked, grid, log, sources=sources)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
-    return out
+    return atomic_write_text(out, document)

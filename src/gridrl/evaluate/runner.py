@@ -352,7 +352,6 @@ def evaluate(
 
 def write_json(document: dict, path: str | Path) -> Path:
     """Write the evaluation document; refuses NaN or infinity (the schema has none)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
-    return path
+    from gridrl.io import atomic_write_text  # temp file + rename: never half-written
+
+    return atomic_write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
