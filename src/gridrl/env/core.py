@@ -18,7 +18,7 @@ from gridrl.cases import Grid, load
 from gridrl.cases.grid import CostModel
 from gridrl.env import dispatch, exogenous, observations, protection, rewards
 from gridrl.env.config import EnvConfig
-from gridrl.env.layout import agent_names, build_layout
+from gridrl.env.layout import agent_groups, agent_names, build_layout
 from gridrl.env.scenarios import scenario as scenario_preset
 from gridrl.env.spaces import Box
 from gridrl.env.state import EnvParams, EnvState
@@ -169,6 +169,7 @@ class GridEnv:
         self.default_params = build_params(grid, self.config)
         layout = self.default_params.layout
         self.agents = agent_names(layout.n_region)
+        self.agent_groups = agent_groups(layout.n_region)
         self._action_sizes = dispatch.action_sizes(layout)
         key = jax.random.key(0)
         obs, state = jax.eval_shape(self.reset, key, self.default_params)

@@ -28,6 +28,16 @@ def agent_names(n_region: int) -> tuple[str, ...]:
     return ("strategic", *(f"operational_{r}" for r in range(n_region)), "safety")
 
 
+AGENT_GROUPS = ("strategic", "operational", "safety")
+
+
+def agent_groups(n_region: int) -> dict[str, tuple[str, ...]]:
+    """{group: its agents, in `agent_names` order}: agents of one group share an observation and
+    action layout (and can share one network); code keys on groups, never on name prefixes."""
+    names = agent_names(n_region)
+    return {"strategic": names[:1], "operational": names[1:-1], "safety": names[-1:]}
+
+
 @struct.dataclass
 class Layout:
     """Index arrays describing the agents' roles; [n_region, width] arrays are padded."""

@@ -1,0 +1,426 @@
+"""Hierarchical multi-agent PPO, PureJaxRL / JaxMARL style.
+
+    trainer = Trainer(config)
+    state = trainer.init(key)
+    state, metrics = trainer.updates(state, n)     # n updates, one jitted call
+    final, metrics = make_train(config)(key)        # the whole run, pure (vmap it over seeds)
+
+One update: a rollout of `rollout_steps` steps on `num_envs` auto-resetting grids (a `lax.scan`;
+with a scenario mix, each scenario's grids step their own environment and the transitions are
+joined), per-agent GAE (gridrl.train.gae), then `epochs` passes of `minibatches` PPO steps
+(clipped surrogate per agent with a per-role ε, clipped value loss on normalised returns, entropy
+bonus, global gradient-norm clipping, Adam with a schedule). Observations are normalised with
+running statistics frozen during a rollout and its update; per-agent returns are normalised
+for the critic (MAPPO's value normalisation). Per-update metrics are scalars reduced inside the
+graph, so memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gridrl.agents import learned
+from gridrl.agents.networks import Actor, AgentSpec, group_obs, init_params
+from gridrl.agents.normalize import RunningStats
+from gridrl.env import AutoReset, GridEnv, make
+from gridrl.train import gae
+from gridrl.train.config import GridRLConfig
+
+Array = jnp.ndarray
+
+# environment totals logged per update (means over the rollout's env-steps)
+INFO_KEYS = (
+    "operating_cost",
+    "energy_not_served_mw",
+    "overloaded_branches",
+    "line_trips",
+    "blackout",
+    "truncated",
+)
+
+
+class TrainState(NamedTuple):
+    params: dict  # {"actor", "critic"}
+    opt_state: optax.OptState
+    obs_norm: learned.ObsNormalizer
+    value_norm: RunningStats  # [n_agents] returns
+    env_states: tuple  # per scenario, [envs, ...]
+    obs: tuple  # per scenario, the env's observation dicts
+    held: tuple  # per scenario [envs, ...]: the strategic agent's held pre-squash action
+    episode_return: tuple  # per scenario [envs, n_agents]: rewards so far this episode
+    key: jax.Array
+    update: Array  # int32: updates done
+
+
+class Transition(NamedTuple):
+    obs: tuple  # per group [n_members, obs_size], as observed (normalised in the update)
+    world: Array  # the world state, as observed
+    raw: tuple  # per group [n_members, action_size]
+    log_prob: Array  # [n_agents]
+    value: Array  # [n_agents] normalised prediction
+    next_value: Array  # [n_agents] value of the state reached, before a reset (returns' scale)
+    reward: Array  # [n_agents]
+    terminated: Array
+    done: Array
+    decides: Array  # bool [n_agents]: the agent chose this step's action (not a held one)
+    hold_next: Array  # bool [n_agents]: the next step continues this step's hold
+
+
+def build_envs(config: GridRLConfig) -> tuple[GridEnv, ...]:
+    """One environment per scenario trained on (a mix steps several)."""
+    from gridrl.evaluate.runner import environment  # shared, cached per process
+
+    return tuple(
+        environment(config.case, name, config.physics, config.episode_steps)
+        for name in config.scenarios
+    )
+
+
+class Trainer:
+    """The pure functions of a training run for `config` (their jitted forms are cached)."""
+
+    def __init__(self, config: GridRLConfig, envs: tuple[GridEnv, ...] | None = None):
+        self.config = config.validate()
+        self.envs = envs if envs is not None else build_envs(config)
+        self.env = self.envs[0]
+        self.spec = learned.agent_spec(self.env, joint=config.joint, action_mode=config.action_mode)
+        self.network = config.network
+        self.counts = config.envs_per_scenario()
+        self.params = tuple(env.default_params for env in self.envs)
+        self.gamma, self.lam, self.clip, self.weight = _per_agent(config, self.spec)
+        self.holds = config.hierarchical and config.strategic_interval > 1 and not config.joint
+        self.optimizer = optax.chain(
+            optax.clip_by_global_norm(config.max_grad_norm),
+            optax.adam(_schedule(config), eps=1e-5),
+        )
+        self.updates = jax.jit(self._updates, static_argnums=(1,))
+        self.init = jax.jit(self._init)
+
+    # --- the state -----------------------------------------------------------------------
+
+    def _init(self, key: jax.Array) -> TrainState:
+        k_params, k_reset, k_run = jax.random.split(key, 3)
+        params = init_params(self.spec, self.network, k_params)
+        states, obs, held, returns = [], [], [], []
+        for env, count, p, k in zip(
+            self.envs,
+            self.counts,
+            self.params,
+            jax.random.split(k_reset, len(self.envs)),
+            strict=True,
+        ):
+            o, s = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k, count), p)
+            states.append(s)
+            obs.append(o)
+            held.append(jnp.zeros((count, len(self.spec.members[0]), self.spec.action_sizes[0])))
+            returns.append(jnp.zeros((count, self.spec.n_agents)))
+        obs_norm = learned.ObsNormalizer.create(self.spec)
+        for o in obs:  # start the statistics from the first observations
+            obs_norm = obs_norm.update(self.spec, o)
+        return TrainState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            obs_norm=obs_norm,
+            value_norm=RunningStats.zeros((self.spec.n_agents,)),
+            env_states=tuple(states),
+            obs=tuple(obs),
+            held=tuple(held),
+            episode_return=tuple(returns),
+            key=k_run,
+            update=jnp.int32(0),
+        )
+
+    # --- rollout -------------------------------------------------------------------------
+
+    def _rewards(self, env: GridEnv, rewards: dict) -> Array:
+        """[n_agents] the learner's rewards: operational ones mixed with the global reward."""
+        global_reward = rewards["strategic"]
+        if self.config.joint:
+            return global_reward[None] * self.config.reward_scale
+        share = self.config.shared_reward
+        mixed = [
+            (1 - share) * rewards[a] + share * global_reward
+            if a in env.agent_groups["operational"]
+            else rewards[a]
+            for a in env.agents
+        ]
+        return jnp.stack(mixed) * self.config.reward_scale
+
+    def _scenario_step(self, train: TrainState, s: int, key: jax.Array):
+        """One step of scenario `s`'s grids: decide, step, bootstrap values."""
+        env, params, spec = self.envs[s], self.params[s], self.spec
+        wrapped = AutoReset(env, final_obs=True)
+        obs, env_state = train.obs[s], train.env_states[s]
+        count = self.counts[s]
+        k_act, k_env = jax.random.split(key)
+
+        def decide(k, o, st, held):
+            outputs = learned.policy(spec, self.network, train.params["actor"], train.obs_norm, o)
+            raw = learned.sample_raw(k, outputs[0], outputs[1])
+            decides = jnp.ones(spec.n_agents, bool)
+            hold_next = jnp.zeros(spec.n_agents, bool)
+            if self.holds:  # the strategic agent decides every `strategic_interval` steps
+                interval = self.config.strategic_interval
+                now = st.step % interval == 0
+                raw = (jnp.where(now, raw[0], held), *raw[1:])
+                decides = decides.at[0].set(now)
+                hold_next = hold_next.at[0].set((st.step + 1) % interval != 0)
+            d = learned.decision(env, spec, self.config.action_mode, outputs, raw, st, params)
+            return d, decides, hold_next
+
+        decision, decides, hold_next = jax.vmap(decide)(
+            jax.random.split(k_act, count), obs, env_state, train.held[s]
+        )
+        groups = jax.vmap(lambda o: group_obs(spec, o))(obs)
+        world = obs["world_state"]
+        value = self._values(train, train.params["critic"], world)
+        next_obs, next_state, rewards, dones, info = jax.vmap(
+            wrapped.step, in_axes=(0, 0, 0, None)
+        )(jax.random.split(k_env, count), env_state, decision.actions, params)
+        final_world = info["final_obs"]["world_state"]
+        next_value = train.value_norm.denormalize(
+            self._values(train, train.params["critic"], final_world)
+        )
+        reward = jax.vmap(lambda r: self._rewards(env, r))(rewards)
+        done = dones["__all__"]
+        terminated = info["blackout"]
+        transition = Transition(
+            obs=groups,
+            world=world,
+            raw=decision.raw,
+            log_prob=decision.log_prob,
+            value=value,
+            next_value=next_value,
+            reward=reward,
+            terminated=terminated,
+            done=done,
+            decides=decides,
+            hold_next=hold_next & ~done[:, None],
+        )
+        episode_return = train.episode_return[s] + reward
+        finished = jnp.where(done[:, None], episode_return, 0.0)
+        stats = {k: jnp.mean(info[k].astype(jnp.float32)) for k in INFO_KEYS}
+        stats |= {"episodes": jnp.sum(done), "return_sum": jnp.sum(finished, axis=0)}
+        carry = (
+            next_state,
+            next_obs,
+            decision.raw[0],
+            jnp.where(done[:, None], 0.0, episode_return),
+        )
+        return carry, transition, stats
+
+    def _values(self, train: TrainState, critic_params, world: Array) -> Array:
+        """[batch, n_agents] normalised values of raw world states."""
+        normalised = train.obs_norm.world.normalize(world)
+        return jax.vmap(lambda w: learned.values(self.spec, self.network, critic_params, w))(
+            normalised
+        )
+
+    def _rollout(self, train: TrainState):
+        def body(carry, key):
+            train = carry
+            keys = jax.random.split(key, len(self.envs))
+            results = [self._scenario_step(train, s, keys[s]) for s in range(len(self.envs))]
+            carries, transitions, stats = zip(*results, strict=True)
+            train = train._replace(
+                env_states=tuple(c[0] for c in carries),
+                obs=tuple(c[1] for c in carries),
+                held=tuple(c[2] for c in carries),
+                episode_return=tuple(c[3] for c in carries),
+            )
+            joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *transitions)
+            weights = np.asarray(self.counts, np.float32) / sum(self.counts)
+            step_stats = {
+                k: sum(w * st[k] for w, st in zip(weights, stats, strict=True)) for k in INFO_KEYS
+            }
+            step_stats["episodes"] = sum(st["episodes"] for st in stats)
+            step_stats["return_sum"] = sum(st["return_sum"] for st in stats)
+            return train, (joined, step_stats)
+
+        key, k_roll = jax.random.split(train.key)
+        keys = jax.random.split(k_roll, self.config.rollout_steps)
+        train, (traj, stats) = jax.lax.scan(body, train, keys)
+        return train._replace(key=key), traj, stats
+
+    # --- update --------------------------------------------------------------------------
+
+    def _advantages(self, train: TrainState, traj: Transition):
+        values = train.value_norm.denormalize(traj.value)
+        lam = jnp.where(traj.hold_next, 1.0, self.lam)
+        return gae.advantages(
+            traj.reward, values, traj.next_value, traj.terminated, traj.done, self.gamma, lam
+        )
+
+    def _loss(self, params, batch, train: TrainState, value_norm: RunningStats):
+        traj, adv, targets = batch
+        spec, cfg = self.spec, self.config
+        norm = train.obs_norm
+
+        def agent_terms(obs, raw):
+            obs = tuple(s.normalize(o) for s, o in zip(norm.groups, obs, strict=True))
+            means, log_stds, _ = Actor(spec, self.network).apply({"params": params["actor"]}, obs)
+            return (
+                learned.log_probs(spec, means, log_stds, raw),
+                learned.entropies(spec, means, log_stds),
+            )
+
+        log_prob, entropy = jax.vmap(agent_terms)(traj.obs, traj.raw)
+        mask = traj.decides.astype(jnp.float32)
+        ratio = jnp.exp(log_prob - traj.log_prob)
+        clipped = jnp.clip(ratio, 1.0 - self.clip, 1.0 + self.clip)
+        surrogate = -jnp.minimum(ratio * adv, clipped * adv)
+        per_agent = lambda x: jnp.sum(x * mask, 0) / jnp.maximum(jnp.sum(mask, 0), 1.0)  # noqa: E731
+        policy_loss = jnp.sum(self.weight * per_agent(surrogate))
+        entropy_term = jnp.sum(self.weight * per_agent(entropy))
+        value = self._values(train, params["critic"], traj.world)
+        normalised_targets = value_norm.normalize(targets)
+        value_clipped = traj.value + jnp.clip(
+            value - traj.value, -cfg.value_clip_eps, cfg.value_clip_eps
+        )
+        value_loss = 0.5 * jnp.mean(
+            jnp.maximum(
+                (value - normalised_targets) ** 2, (value_clipped - normalised_targets) ** 2
+            )
+        )
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.entropy_coef * entropy_term
+        log_ratio = log_prob - traj.log_prob
+        diagnostics = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": jnp.mean(per_agent(entropy)),
+            "approx_kl": jnp.mean(per_agent((ratio - 1.0) - log_ratio)),
+            "clip_fraction": jnp.mean(
+                per_agent((jnp.abs(ratio - 1.0) > self.clip).astype(jnp.float32))
+            ),
+        }
+        return loss, diagnostics
+
+    def _update(self, train: TrainState, _):
+        cfg = self.config
+        train, traj, stats = self._rollout(train)
+        adv, returns = self._advantages(train, traj)
+        value_norm = train.value_norm.update(returns)
+        # advantage normalisation per agent, over the decisions of the batch
+        mask = traj.decides.astype(jnp.float32)
+        count = jnp.maximum(jnp.sum(mask, (0, 1)), 1.0)
+        mean = jnp.sum(adv * mask, (0, 1)) / count
+        std = jnp.sqrt(jnp.sum(((adv - mean) * mask) ** 2, (0, 1)) / count) + 1e-8
+        adv_normalised = (adv - mean) / std
+        samples = cfg.batch_steps
+        flat = jax.tree.map(
+            lambda x: x.reshape(samples, *x.shape[2:]), (traj, adv_normalised, returns)
+        )
+        grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+
+        def epoch(carry, key):
+            params, opt_state = carry
+            order = jax.random.permutation(key, samples)
+            batches = jax.tree.map(
+                lambda x: x[order].reshape(cfg.minibatches, -1, *x.shape[1:]), flat
+            )
+
+            def minibatch(carry, batch):
+                params, opt_state = carry
+                (loss, diagnostics), grads = grad_fn(params, batch, train, value_norm)
+                updates, opt_state = self.optimizer.update(grads, opt_state, params)
+                diagnostics["grad_norm"] = optax.global_norm(grads)
+                return (optax.apply_updates(params, updates), opt_state), diagnostics
+
+            return jax.lax.scan(minibatch, (params, opt_state), batches)
+
+        key, k_epochs = jax.random.split(train.key)
+        (params, opt_state), diagnostics = jax.lax.scan(
+            epoch, (train.params, train.opt_state), jax.random.split(k_epochs, cfg.epochs)
+        )
+        # the statistics take in the rollout's observations, for the next rollout
+        obs_norm = learned.ObsNormalizer(
+            tuple(s.update(o) for s, o in zip(train.obs_norm.groups, traj.obs, strict=True)),
+            train.obs_norm.world.update(traj.world),
+        )
+        values = value_norm.denormalize(traj.value)
+        explained = 1.0 - jnp.var(returns - values, axis=(0, 1)) / jnp.maximum(
+            jnp.var(returns, axis=(0, 1)), 1e-8
+        )
+        episodes = jnp.sum(stats["episodes"])
+        metrics = {k: jnp.mean(v) for k, v in diagnostics.items()}
+        metrics |= {k: jnp.mean(stats[k]) for k in INFO_KEYS}
+        metrics |= {
+            "episodes": episodes,
+            "explained_variance": jnp.mean(explained),
+            "reward_mean": jnp.mean(traj.reward),
+        }
+        episode_returns = jnp.sum(stats["return_sum"], 0) / jnp.maximum(episodes, 1)
+        for i, agent in enumerate(self.spec.agents):
+            metrics[f"return/{agent}"] = jnp.where(episodes > 0, episode_returns[i], jnp.nan)
+            metrics[f"reward/{agent}"] = jnp.mean(traj.reward[..., i])
+        train = train._replace(
+            params=params,
+            opt_state=opt_state,
+            obs_norm=obs_norm,
+            value_norm=value_norm,
+            key=key,
+            update=train.update + 1,
+        )
+        return train, metrics
+
+    def _updates(self, train: TrainState, n: int):
+        return jax.lax.scan(self._update, train, None, length=n)
+
+
+def _per_agent(config: GridRLConfig, spec: AgentSpec):
+    """(γ, λ, clip ε, loss weight), each [n_agents], from the roles' settings."""
+    if config.joint:
+        role_of = {"joint": "operational"}
+    else:
+        role_of = {
+            a: g for g, members in zip(spec.groups, spec.members, strict=True) for a in members
+        }
+
+    def role_value(prefix: str, role: str) -> float:
+        if not config.hierarchical and prefix in ("gamma", "lambda"):
+            role = "operational"  # flat: one discount for every agent
+        return getattr(config, f"{prefix}_{role}")
+
+    def vector(prefix: str) -> Array:
+        return jnp.asarray([role_value(prefix, role_of[a]) for a in spec.agents], jnp.float32)
+
+    clip = jnp.asarray(
+        [config.safety_clip_eps if role_of[a] == "safety" else config.clip_eps for a in spec.agents]
+    )
+    # a group's loss weight is shared by its members (four operational agents weigh as one role)
+    sizes = {g: len(m) for g, m in zip(spec.groups, spec.members, strict=True)}
+    weight = jnp.asarray(
+        [
+            (getattr(config, f"loss_weight_{role_of[a]}") if not config.joint else 1.0)
+            / sizes.get(role_of[a], 1)
+            for a in spec.agents
+        ]
+    )
+    return vector("gamma"), vector("lambda"), clip, weight
+
+
+def _schedule(config: GridRLConfig) -> optax.Schedule:
+    if config.lr_schedule == "constant":
+        return optax.constant_schedule(config.lr)
+    steps = config.num_updates * config.epochs * config.minibatches
+    return optax.linear_schedule(config.lr, 0.0, steps)
+
+
+def make_train(config: GridRLConfig) -> Callable[[jax.Array], tuple[TrainState, dict]]:
+    """A pure `train(key) -> (final state, per-update metrics)` for the whole run; jit it, or vmap
+    it over seeds (`jax.vmap(make_train(config))(keys)`)."""
+    trainer = Trainer(config)
+
+    def train(key: jax.Array):
+        return trainer._updates(trainer._init(key), config.num_updates)
+
+    return train
+
+
+__all__ = ["INFO_KEYS", "TrainState", "Trainer", "Transition", "make", "make_train"]
