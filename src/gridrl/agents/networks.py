@@ -161,10 +161,12 @@ def env_actions(spec: AgentSpec, squashed: tuple[Array, ...], env_agents, sizes)
 def init_params(spec: AgentSpec, config: NetworkConfig, key: jax.Array) -> dict:
     """{"actor": ..., "critic": ...} for one set of agents."""
     k_actor, k_critic = jax.random.split(key)
-    obs = tuple(jnp.zeros((len(m), n)) for m, n in zip(spec.members, spec.obs_sizes, strict=True))
+    obs = tuple(
+        jnp.zeros((len(m), n), jnp.float32) for m, n in zip(spec.members, spec.obs_sizes, strict=True)
+    )
     return {
         "actor": Actor(spec, config).init(k_actor, obs)["params"],
         "critic": Critic(spec.n_agents, config.critic_hidden).init(
-            k_critic, jnp.zeros(spec.world_size)
+            k_critic, jnp.zeros(spec.world_size, jnp.float32)
         )["params"],
     }

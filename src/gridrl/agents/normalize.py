@@ -22,12 +22,12 @@ class RunningStats:
     count: Array  # scalar float: samples seen
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> RunningStats:
-        return cls(jnp.zeros(shape), jnp.ones(shape), jnp.zeros(()))
+    def zeros(cls, shape: tuple[int, ...], dtype=jnp.float32) -> RunningStats:
+        return cls(jnp.zeros(shape, dtype), jnp.ones(shape, dtype), jnp.zeros((), dtype))
 
     def update(self, batch: Array) -> RunningStats:
         """Merge `batch` ([..., *shape]: every leading axis is samples)."""
-        flat = batch.reshape(-1, *self.mean.shape)
+        flat = batch.reshape(-1, *self.mean.shape).astype(self.mean.dtype)
         n = flat.shape[0]
         mean, var = jnp.mean(flat, axis=0), jnp.var(flat, axis=0)
         total = self.count + n

@@ -103,9 +103,14 @@ class GridRLConfig:
         """How the `num_envs` grids split over `scenarios` (by `mix_weights`, each at least 1)."""
         if self.scenario != MIX:
             return (self.num_envs,)
+        # largest remainders over one grid each: every scenario keeps at least one grid
+        spare = self.num_envs - len(self.mix_weights)
         total = sum(self.mix_weights)
-        counts = [max(1, round(self.num_envs * w / total)) for w in self.mix_weights]
-        counts[0] += self.num_envs - sum(counts)  # the rounding remainder goes to the first
+        shares = [spare * w / total for w in self.mix_weights]
+        counts = [1 + int(s) for s in shares]
+        by_remainder = sorted(range(len(shares)), key=lambda i: int(shares[i]) - shares[i])
+        for i in by_remainder[: self.num_envs - sum(counts)]:
+            counts[i] += 1
         return tuple(counts)
 
     @property

@@ -118,8 +118,10 @@ class Trainer:
             o, s = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k, count), p)
             states.append(s)
             obs.append(o)
-            held.append(jnp.zeros((count, len(self.spec.members[0]), self.spec.action_sizes[0])))
-            returns.append(jnp.zeros((count, self.spec.n_agents)))
+            held.append(
+                jnp.zeros((count, len(self.spec.members[0]), self.spec.action_sizes[0]), jnp.float32)
+            )
+            returns.append(jnp.zeros((count, self.spec.n_agents), jnp.float32))
         obs_norm = learned.ObsNormalizer.create(self.spec)
         for o in obs:  # start the statistics from the first observations
             obs_norm = obs_norm.update(self.spec, o)
@@ -142,7 +144,7 @@ class Trainer:
         """[n_agents] the learner's rewards: operational ones mixed with the global reward."""
         global_reward = rewards["strategic"]
         if self.config.joint:
-            return global_reward[None] * self.config.reward_scale
+            return (global_reward[None] * self.config.reward_scale).astype(jnp.float32)
         share = self.config.shared_reward
         mixed = [
             (1 - share) * rewards[a] + share * global_reward
@@ -150,7 +152,7 @@ class Trainer:
             else rewards[a]
             for a in env.agents
         ]
-        return jnp.stack(mixed) * self.config.reward_scale
+        return (jnp.stack(mixed) * self.config.reward_scale).astype(jnp.float32)
 
     def _scenario_step(self, train: TrainState, s: int, key: jax.Array):
         """One step of scenario `s`'s grids: decide, step, bootstrap values."""
@@ -391,7 +393,8 @@ def _per_agent(config: GridRLConfig, spec: AgentSpec):
         return jnp.asarray([role_value(prefix, role_of[a]) for a in spec.agents], jnp.float32)
 
     clip = jnp.asarray(
-        [config.safety_clip_eps if role_of[a] == "safety" else config.clip_eps for a in spec.agents]
+        [config.safety_clip_eps if role_of[a] == "safety" else config.clip_eps for a in spec.agents],
+        jnp.float32,
     )
     # a group's loss weight is shared by its members (four operational agents weigh as one role)
     sizes = {g: len(m) for g, m in zip(spec.groups, spec.members, strict=True)}
@@ -400,7 +403,8 @@ def _per_agent(config: GridRLConfig, spec: AgentSpec):
             (getattr(config, f"loss_weight_{role_of[a]}") if not config.joint else 1.0)
             / sizes.get(role_of[a], 1)
             for a in spec.agents
-        ]
+        ],
+        jnp.float32,
     )
     return vector("gamma"), vector("lambda"), clip, weight
 
