@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_dir",
     "check_output_path",
+    "fsync_dir",
     "write_json",
 ]
 
@@ -49,8 +50,9 @@ def _new_file_mode(target: Path) -> int:
     return 0o666 & ~umask
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; best effort (not every platform can open a folder)."""
+def fsync_dir(folder: StrPath) -> None:
+    """Make renames in `folder` durable (its entry list is on disk); best effort: not every
+    platform can open a folder."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -76,7 +78,7 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
