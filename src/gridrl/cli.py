@@ -130,13 +130,17 @@ def _evaluation_table(document: dict) -> Table:
 
 
 def evaluate(args: argparse.Namespace, console: Console) -> int:
-    """Run a policy over seeded episodes of the scenarios; summary table and JSON."""
+    """Run policies over seeded episodes of the scenarios; summary table and JSON per policy."""
     from rich.progress import Progress
 
-    from gridrl.evaluate.runner import EvaluationError, write_json
+    from gridrl.evaluate.runner import EvaluationError, resolve_policies, write_json
     from gridrl.evaluate.runner import evaluate as run_evaluation
 
-    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    try:  # every policy resolved (a checkpoint loaded) before the first one runs
+        policies = resolve_policies(args.policy)
+    except EvaluationError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
     if len(policies) > 1 and args.json is not None and "{policy}" not in args.json:
         console.print("[red]error:[/red] with several policies, --json needs a {policy} field")
         return 2
@@ -158,7 +162,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
             return 2
         console.print(_evaluation_table(document))
         if args.json is not None:
-            path = args.json.replace("{policy}", Path(policy).name)
+            path = args.json.replace("{policy}", policy.name.replace("/", "_"))
             console.print(f"written: {write_json(document, path)}")
     return 0
 
@@ -176,6 +180,103 @@ def report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """`--set field=value` pairs as a dict; a pair without '=' is a user error."""
+    changes = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set expects field=value, got {pair!r}")
+        changes[name.strip()] = value.strip()
+    return changes
+
+
+def _train_config(args: argparse.Namespace):
+    """The run's config: the preset, then the named flags, then every --set."""
+    from gridrl.train.config import preset
+
+    changes = {"scenario": args.scenario, "total_steps": args.total_steps, "seed": args.seed}
+    changes |= {"algorithm": args.algorithm, "bc_from": args.bc_from}
+    changes = {k: str(v) for k, v in changes.items() if v is not None}
+    return preset(args.preset).override(changes | _overrides(args.set))
+
+
+def train(args: argparse.Namespace, console: Console) -> int:
+    """Train agents (or resume a run) with a progress bar; checkpoints and logs in the run folder."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+
+    from gridrl.train.config import ConfigError
+    from gridrl.train.run import RunError, held_out_evaluation, train_run
+
+    if args.resume is None and args.out is None:
+        console.print("[red]error:[/red] give --out RUN_DIR for a new run, or --resume RUN_DIR")
+        return 2
+    try:
+        config = None if args.resume else _train_config(args)
+    except (ConfigError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    run_dir = Path(args.resume or args.out)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "{task.fields[rate]} steps/s · return {task.fields[ret]} · "
+            "ENS {task.fields[ens]} MW · cost {task.fields[cost]} $/h"
+        ),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("compiling", total=None, rate="-", ret="-", ens="-", cost="-")
+        clock = {"start": None, "first": 0}
+
+        def on_update(update: int, total: int, env_steps: int, scalars: dict) -> None:
+            now = time.perf_counter()
+            if clock["start"] is None:  # the first chunk's wall time includes compilation
+                clock["start"], clock["first"] = now, env_steps
+            elapsed = now - clock["start"]
+            rate = (env_steps - clock["first"]) / elapsed if elapsed > 0 else float("nan")
+            ret = scalars.get("return/strategic", float("nan"))
+            progress.update(
+                task,
+                description="training",
+                total=total,
+                completed=update,
+                rate="-" if not np.isfinite(rate) else f"{rate:,.0f}",
+                ret="-" if not np.isfinite(ret) else f"{ret:,.1f}",
+                ens=f"{scalars['energy_not_served_mw']:.2f}",
+                cost=f"{scalars['operating_cost']:,.0f}",
+            )
+
+        try:
+            result = train_run(
+                config,
+                run_dir,
+                resume=args.resume is not None,
+                on_update=on_update,
+                evaluate_policy=held_out_evaluation,
+            )
+        except (RunError, ConfigError) as error:
+            console.print(f"[red]error:[/red] {error}")
+            return 2
+        except KeyboardInterrupt:
+            console.print(
+                f"interrupted: {run_dir} keeps its last checkpoint; "
+                f"continue with `gridrl train --resume {run_dir}`"
+            )
+            return 130
+    console.print(
+        f"trained {result.updates} updates ({result.env_steps:,} env-steps) in "
+        f"{result.seconds:,.0f} s; run folder: {run_dir}"
+    )
+    if result.evaluation is not None:
+        console.print(_evaluation_table(result.evaluation))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridrl", description="Agents that operate real transmission grids, in JAX."
@@ -187,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
     flow.set_defaults(handler=powerflow)
     run = commands.add_parser("evaluate", help="run a policy over seeded episodes of scenarios")
     run.add_argument(
-        "--policy", required=True, help="baseline name (do_nothing, sced, ...), comma-separated"
+        "--policy",
+        required=True,
+        help="baseline name (do_nothing, sced, ...) or trained run folder, comma-separated",
     )
     run.add_argument("--scenario", default="all", help="scenario name, comma-separated, or all")
     run.add_argument("--episodes", type=int, default=4, help="episodes per scenario")
@@ -204,6 +307,19 @@ def _parser() -> argparse.ArgumentParser:
         help="skip running SCED on the same episodes (cost_gap_vs_sced is then null)",
     )
     run.set_defaults(handler=evaluate)
+    learn = commands.add_parser("train", help="train the agents (hierarchical multi-agent PPO)")
+    learn.add_argument("--preset", default="quick", help="quick, default or performance")
+    learn.add_argument("--scenario", help="scenario to train on, or mix (config: scenario)")
+    learn.add_argument("--total-steps", type=int, help="env-steps in all (config: total_steps)")
+    learn.add_argument("--seed", type=int, help="training seed (config: seed)")
+    learn.add_argument("--algorithm", help="hmappo, hmappo-noattn, mappo or ppo")
+    learn.add_argument("--bc-from", help="warm start by behaviour cloning: sced or a heuristic")
+    learn.add_argument("--out", help="the run folder to create")
+    learn.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    learn.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="any config field"
+    )
+    learn.set_defaults(handler=train)
     page = commands.add_parser("report", help="HTML report comparing evaluation JSONs")
     page.add_argument("evaluations", nargs="+", help="JSONs written by gridrl evaluate --json")
     page.add_argument("--out", default="report.html", help="the HTML file to write")

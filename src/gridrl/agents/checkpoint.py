@@ -390,12 +390,14 @@ def _reason(error: BaseException) -> str:
 
 
 def restore(
-    path: StrPath, target: Any, expected: Mapping[str, Any] | None = None
+    path: StrPath, target: Any, expected: Mapping[str, Any] | None = None, *, subtree: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """The state and meta of the checkpoint `path` names (see `resolve`). `target` is a pytree
     of arrays or jax.ShapeDtypeStruct with the structure, shapes and dtypes the state must have;
     each leaf comes back in its target's kind (a jax array on the target's sharding, a numpy
-    array, a Python scalar). Each key of `expected` must equal the meta's. Writes nothing."""
+    array, a Python scalar). With `subtree`, the target names only some of the stored leaves
+    (by their paths: a dict holding some of the saved dict's keys), and only those are read.
+    Each key of `expected` must equal the meta's. Writes nothing."""
     folder = resolve(path)
     meta = read_meta(folder)
     file = folder / META
@@ -403,19 +405,29 @@ def restore(
         _check_expected(meta, expected, file)
     flat, treedef = jax.tree_util.tree_flatten_with_path(target)
     leaves = [(jax.tree_util.keystr(leaf_path), leaf) for leaf_path, leaf in flat]
-    manifest = meta["leaves"]
-    _check_leaves(manifest, leaves, file)
+    manifest = list(enumerate(meta["leaves"]))
+    if subtree:
+        wanted = {leaf_path for leaf_path, _ in leaves}
+        manifest = [(i, entry) for i, entry in manifest if entry["path"] in wanted]
+    _check_leaves([entry for _, entry in manifest], leaves, file)
 
     abstract = {
         _leaf_name(i): _stored_spec(leaf, entry)
-        for i, (entry, (_, leaf)) in enumerate(zip(manifest, leaves, strict=True))
+        for (i, entry), (_, leaf) in zip(manifest, leaves, strict=True)
     }
     data_folder = folder / STATE
-    checkpointer = _checkpointer()
-    try:
-        stored = checkpointer.restore(
-            data_folder.absolute(), args=_orbax().args.StandardRestore(abstract)
+    ocp = _orbax()
+    checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) if subtree else _checkpointer()
+    if subtree:  # the standard handler restores whole trees only
+        args = ocp.args.PyTreeRestore(
+            item=abstract,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+            partial_restore=True,
         )
+    else:
+        args = ocp.args.StandardRestore(abstract)
+    try:
+        stored = checkpointer.restore(data_folder.absolute(), args=args)
     except Exception as error:  # orbax and tensorstore raise many kinds (ValueError, OSError...)
         reason = _reason(error)
         raise CheckpointError(
@@ -425,7 +437,7 @@ def restore(
         checkpointer.close()
 
     restored = []
-    for i, (entry, (leaf_path, leaf)) in enumerate(zip(manifest, leaves, strict=True)):
+    for (i, entry), (leaf_path, leaf) in zip(manifest, leaves, strict=True):
         data = np.asarray(stored[_leaf_name(i)])
         if data.shape != abstract[_leaf_name(i)].shape or _checksum(data) != entry["crc32"]:
             raise CheckpointError(

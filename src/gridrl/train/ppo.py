@@ -17,6 +17,7 @@ graph, so memory does not grow with the run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -416,6 +417,13 @@ def _schedule(config: GridRLConfig) -> optax.Schedule:
     return optax.linear_schedule(config.lr, 0.0, steps)
 
 
+@functools.lru_cache(maxsize=4)
+def trainer_for(config: GridRLConfig) -> Trainer:
+    """The trainer of `config`, built once per process: runs of one config (a resume, the tests)
+    share its compiled functions."""
+    return Trainer(config)
+
+
 def make_train(config: GridRLConfig) -> Callable[[jax.Array], tuple[TrainState, dict]]:
     """A pure `train(key) -> (final state, per-update metrics)` for the whole run; jit it, or vmap
     it over seeds (`jax.vmap(make_train(config))(keys)`)."""
@@ -427,4 +435,4 @@ def make_train(config: GridRLConfig) -> Callable[[jax.Array], tuple[TrainState, 
     return train
 
 
-__all__ = ["INFO_KEYS", "TrainState", "Trainer", "Transition", "make", "make_train"]
+__all__ = ["INFO_KEYS", "TrainState", "Trainer", "Transition", "make_train", "trainer_for"]

@@ -1,0 +1,117 @@
+"""Trained agents as a policy (`gridrl.agents.policy.JaxPolicy`): loaded from a training run's
+checkpoint, or taken from a trainer's state for a periodic evaluation.
+
+    policy = load_policy("runs/quick")                   # the run's latest checkpoint
+    policy = load_policy("runs/quick/checkpoints/40")    # a given one
+
+The policy acts with the mean action of each agent (deterministic), through the same code as the
+trainer's rollouts (gridrl.agents.learned). Its `spec` is the architecture only, so every
+checkpoint of a run shares one compiled evaluation; its `weights` are the actor's parameters and
+the observation statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gridrl.agents import checkpoint, learned
+from gridrl.agents.networks import JOINT, AgentSpec, NetworkConfig, init_params
+from gridrl.agents.policy import ActFn
+from gridrl.env.core import GridEnv
+
+POLICY = "policy"  # the checkpoint's subtree (and meta key) a policy needs
+
+
+@dataclass(frozen=True)
+class LearnedSpec:
+    """The static half of a trained policy: the agents' architecture and shapes."""
+
+    network: NetworkConfig
+    action_mode: str
+    agents: AgentSpec
+
+    def act(self, env: GridEnv) -> ActFn:
+        spec = self.agents
+        joint = spec.groups == (JOINT,)
+        fits = learned.agent_spec(env, joint=joint, action_mode=self.action_mode)
+        if (fits.obs_sizes, fits.action_sizes) != (spec.obs_sizes, spec.action_sizes):
+            raise ValueError(
+                f"the trained agents observe {spec.obs_sizes} and act {spec.action_sizes}, "
+                f"but {env.name} has {fits.obs_sizes} and {fits.action_sizes}"
+            )
+
+        def act_fn(weights, key, obs, state, params):
+            return learned.act(
+                env, spec, self.network, self.action_mode, weights["actor"],
+                weights["obs_norm"], None, obs, state, params,
+            ).actions  # fmt: skip
+
+        return act_fn
+
+    def abstract_weights(self) -> dict:
+        """The weights' structure, shapes and dtypes (a checkpoint's restore target)."""
+        return jax.eval_shape(
+            lambda key: policy_weights(
+                init_params(self.agents, self.network, key)["actor"],
+                learned.ObsNormalizer.create(self.agents),
+            ),
+            jax.random.key(0),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "network": dataclasses.asdict(self.network),
+            "action_mode": self.action_mode,
+            "agents": dataclasses.asdict(self.agents),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LearnedSpec:
+        agents = data["agents"]
+        return cls(
+            network=NetworkConfig(**data["network"]),
+            action_mode=data["action_mode"],
+            agents=AgentSpec(**{k: _tuples(v) for k, v in agents.items()}),
+        )
+
+
+def _tuples(value):
+    """JSON lists back to the tuples a hashable spec needs."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def policy_weights(actor_params, obs_norm: learned.ObsNormalizer) -> dict:
+    """What a trained policy reads: the actor's parameters and the observation statistics."""
+    return {"actor": actor_params, "obs_norm": obs_norm}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedPolicy:
+    name: str
+    spec: LearnedSpec
+    weights: Any = field(repr=False)
+
+
+def load_policy(path: str | Path) -> TrainedPolicy:
+    """The trained policy of a checkpoint (a run folder: its latest checkpoint)."""
+    folder = checkpoint.resolve(path)
+    meta = checkpoint.read_meta(folder)
+    try:
+        spec = LearnedSpec.from_dict(meta[POLICY])
+    except (KeyError, TypeError) as error:
+        raise checkpoint.CheckpointError(
+            f"{folder / 'meta.json'}: not a gridrl training checkpoint (no policy {error})"
+        ) from None
+    weights, _ = checkpoint.restore(folder, {POLICY: spec.abstract_weights()}, subtree=True)
+    run = folder.parents[1].name  # RUN_DIR/checkpoints/<step>
+    return TrainedPolicy(f"{run}@{meta['step']}", spec, _as_jax(weights[POLICY]))
+
+
+def _as_jax(tree):
+    return jax.tree.map(jnp.asarray, tree)
