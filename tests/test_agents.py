@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gridrl.agents import HEURISTICS, encode, heuristic
+from gridrl.agents import HEURISTICS, HeuristicPolicy, JaxPolicy, encode, heuristic
 from gridrl.env import make
 from gridrl.env.dispatch import decode, sanitize, setpoints, step_ramp
 
@@ -110,3 +110,23 @@ def test_unknown_heuristic_is_a_clear_error(env):
     assert set(HEURISTICS) == {"do_nothing", "proportional", "emergency"}
     with pytest.raises(ValueError, match="unknown heuristic policy 'greedy'"):
         heuristic("greedy", env)
+
+
+def test_heuristics_are_jax_policies(env, start):
+    """Each heuristic as a JaxPolicy: no weights, a spec equal across constructions (one
+    compilation); its act function passes the step through to the bare function."""
+    for name in HEURISTICS:
+        policy = HeuristicPolicy(name)
+        assert isinstance(policy, JaxPolicy)
+        assert policy.weights is None
+        assert policy.spec == HeuristicPolicy(name).spec
+        assert hash(policy.spec) == hash(HeuristicPolicy(name).spec)
+    _, state = start
+    params, key = env.default_params, jax.random.key(0)
+    ours = HeuristicPolicy("proportional").spec.act(env)(None, key, None, state, params)
+    theirs = heuristic("proportional", env)(key, None, state, params)
+    assert ours.keys() == theirs.keys() == set(env.agents)
+    for agent in ours:
+        np.testing.assert_array_equal(ours[agent], theirs[agent])
+    with pytest.raises(ValueError, match="unknown heuristic policy 'greedy'"):
+        HeuristicPolicy("greedy")

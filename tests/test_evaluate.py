@@ -7,14 +7,21 @@ SCED's step once; the CLI test and the repeated runs reuse them.
 
 import json
 import math
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gridrl.agents import encode
 from gridrl.cli import main
 from gridrl.env.config import STEP_MINUTES
+from gridrl.env.dispatch import step_ramp
 from gridrl.evaluate import metrics
 from gridrl.evaluate.runner import (
     BASELINES,
@@ -24,6 +31,7 @@ from gridrl.evaluate.runner import (
     episode_seeds,
     episode_streams,
     evaluate,
+    resolve_policy,
     step_keys,
 )
 from gridrl.evaluate.schema import TRACE_SERIES
@@ -71,6 +79,36 @@ def sced():
 
 def numbers(scenario_result: dict) -> dict:
     return {k: v for k, v in scenario_result.items() if k not in RUN_DEPENDENT}
+
+
+@dataclass(frozen=True)
+class RampSpec:
+    """A test-defined JaxPolicy spec: every unit moves by `weights["ramp_share"]` of its
+    one-step ramp (0: hold the schedule, as do_nothing). Records each trace of its act."""
+
+    traces: ClassVar[list[str]] = []
+
+    def act(self, env):
+        RampSpec.traces.append(env.config.scenario.name)
+
+        def act_fn(weights, key, obs, state, params):
+            target = state.pg + weights["ramp_share"] * step_ramp(params)
+            return encode(params, env.config, state.pg, target)
+
+        return act_fn
+
+
+@dataclass(frozen=True)
+class RampPolicy:
+    """A JaxPolicy as a trained agent will be one: a name, a static spec, weights."""
+
+    name: str
+    share: float
+    spec: RampSpec = RampSpec()
+    weights: Any = field(init=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", {"ramp_share": jnp.asarray(self.share, jnp.float32)})
 
 
 # --- the metrics alone (synthetic steps, no environment) ------------------------------------
@@ -250,15 +288,79 @@ def test_cli_end_to_end(do_nothing, tmp_path, capsys, monkeypatch):
     assert json.loads(path.read_text())["scenarios"]["normal"]["cost_gap_vs_sced"] is None
 
 
+def test_a_policy_object_runs_with_its_weights_as_an_argument(do_nothing):
+    """A test-defined JAX policy through `evaluate`: with weights 0 it is do_nothing to the last
+    bit; other weights change the operation but reuse the compiled rollout (no new trace)."""
+    held = run(RampPolicy("ramp_0", 0.0))
+    assert held["policy"] == held["scenarios"]["normal"]["policy"] == "ramp_0"
+    ours, reference = held["scenarios"]["normal"], do_nothing["scenarios"]["normal"]
+    assert numbers(ours) | {"policy": "do_nothing"} == numbers(reference)
+    traces = len(RampSpec.traces)
+    assert traces >= 1
+    raised = run(RampPolicy("ramp_up", 0.5))["scenarios"]["normal"]
+    assert len(RampSpec.traces) == traces  # the same program, other weights
+    assert raised["trace"]["generation_cost_per_hour"] != ours["trace"]["generation_cost_per_hour"]
+    assert raised["cost_gap_vs_sced"] != ours["cost_gap_vs_sced"]
+
+
+def fake_trained(monkeypatch, load_policy) -> None:
+    """`gridrl.agents.trained` replaced by a module whose `load_policy` is `load_policy`."""
+    module = types.ModuleType("gridrl.agents.trained")
+    module.load_policy = load_policy
+    monkeypatch.setitem(sys.modules, "gridrl.agents.trained", module)
+
+
+def test_a_trained_run_loads_by_its_path(tmp_path, monkeypatch, capsys):
+    """A path goes to `gridrl.agents.trained.load_policy`; its policy's name names the JSON."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    loaded = []
+
+    def load_policy(path):
+        loaded.append(Path(path))
+        if not Path(path).is_dir():
+            raise ValueError("no checkpoints/ folder")
+        return RampPolicy(f"{Path(path).name}@5", 0.25)
+
+    fake_trained(monkeypatch, load_policy)
+    assert resolve_policy(str(run_dir)) == RampPolicy("run@5", 0.25)
+    out = tmp_path / "{policy}.json"
+    argv = ["evaluate", "--policy", f"do_nothing,{run_dir}", "--scenario", "normal"]
+    argv += ["--json", str(out), "--episodes", str(EPISODES), "--seed", str(SEED)]
+    argv += ["--episode-steps", str(STEPS), "--no-sced-reference"]
+    assert main(argv) == 0
+    written = json.loads((tmp_path / "run@5.json").read_text())
+    assert written["policy"] == written["scenarios"]["normal"]["policy"] == "run@5"
+    assert json.loads((tmp_path / "do_nothing.json").read_text())["policy"] == "do_nothing"
+    not_a_run = tmp_path / "agent.ckpt"
+    not_a_run.write_text("")
+    with pytest.raises(
+        EvaluationError, match=r"cannot load the policy at .*agent.ckpt.*checkpoints"
+    ):
+        evaluate(str(not_a_run), "normal")
+    capsys.readouterr()
+    assert main(["evaluate", "--policy", f"{not_a_run},do_nothing", "--scenario", "normal"]) == 2
+    assert "no checkpoints/ folder" in capsys.readouterr().out
+    assert loaded == [run_dir, run_dir, not_a_run, not_a_run]
+
+
+def test_what_is_not_a_policy_is_a_clear_error():
+    with pytest.raises(EvaluationError, match="neither a JaxPolicy"):
+        evaluate(types.SimpleNamespace(name="half"), "normal")
+    with pytest.raises(EvaluationError, match="no name"):
+        evaluate(types.SimpleNamespace(spec=RampSpec(), weights=None), "normal")
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 
-def test_errors(tmp_path, capsys):
+def test_errors(tmp_path, capsys, monkeypatch):
     with pytest.raises(EvaluationError, match=r"unknown policy 'greedy'.*do_nothing.*sced"):
         evaluate("greedy", "normal")
     checkpoint = tmp_path / "agent.ckpt"
     checkpoint.write_text("")
-    with pytest.raises(EvaluationError, match="gridrl train"):
+    monkeypatch.setitem(sys.modules, "gridrl.agents.trained", None)  # as if it did not exist
+    with pytest.raises(EvaluationError, match="is a path, but trained agents cannot be loaded"):
         evaluate(str(checkpoint), "normal")
     with pytest.raises(EvaluationError, match=r"unknown scenario 'calm'.*peak_demand"):
         evaluate("sced", "normal,calm")

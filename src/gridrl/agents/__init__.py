@@ -1,10 +1,24 @@
 """Agents that operate the grid: rule-based baselines (and, with training, the learned agents).
 
-A policy is a pure function of one grid, `policy(key, obs, state, params) -> actions` (dicts keyed
-by agent, as the environment takes them); vmap it over a batch.
+Every operator is a `Policy` (gridrl.agents.policy): a `JaxPolicy` (a static `spec` whose
+`act(env)` gives the pure act function of one grid, `act_fn(weights, key, obs, state, params) ->
+actions`, plus its `weights`) or a `HostPolicy` (SCED: decides on the host). `heuristic(name, env)`
+still gives a baseline's bare function of one grid, `act(key, obs, state, params) -> actions`.
 """
 
 from gridrl.agents.actions import encode
-from gridrl.agents.heuristics import HEURISTICS, Policy, heuristic
+from gridrl.agents.heuristics import HEURISTICS, HeuristicPolicy, heuristic
+from gridrl.agents.policy import ActFn, HostPolicy, HostStepper, JaxPolicy, Policy, PolicySpec
 
-__all__ = ["HEURISTICS", "Policy", "encode", "heuristic"]
+__all__ = [
+    "HEURISTICS",
+    "ActFn",
+    "HeuristicPolicy",
+    "HostPolicy",
+    "HostStepper",
+    "JaxPolicy",
+    "Policy",
+    "PolicySpec",
+    "encode",
+    "heuristic",
+]

@@ -18,19 +18,22 @@ factors are the base topology's PTDF (an approximation while branches are out, a
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gridrl.agents.actions import encode
+from gridrl.agents.policy import ActFn
 from gridrl.env.core import GridEnv
 from gridrl.env.dispatch import step_ramp
 from gridrl.env.state import EnvParams, EnvState
 from gridrl.physics import ptdf
 
 Array = jnp.ndarray
-Policy = Callable[[jax.Array, dict, EnvState, EnvParams], dict[str, Array]]
+# one grid's decision without weights; `HeuristicPolicy` adapts it to the Policy interface
+Act = Callable[[jax.Array, dict, EnvState, EnvParams], dict[str, Array]]
 
 HEURISTICS = ("do_nothing", "proportional", "emergency")
 
@@ -39,7 +42,7 @@ SHED_GAIN = 5.0  # share of a bus's load shed per unit of overload, times its re
 MIN_SENSITIVITY = 0.05  # MW per MW: below this a unit or bus is not worth moving for a branch
 
 
-def do_nothing(env: GridEnv) -> Policy:
+def do_nothing(env: GridEnv) -> Act:
     zeros = {a: jnp.zeros(env.action_space(a).shape) for a in env.agents}
 
     def act(key, obs, state, params):
@@ -90,7 +93,7 @@ def relief_redispatch(params: EnvParams, state: EnvState, shift: Array, threshol
     return state.pg + scale * direction_mw
 
 
-def proportional(env: GridEnv, threshold: float = 0.95) -> Policy:
+def proportional(env: GridEnv, threshold: float = 0.95) -> Act:
     shift = _shift_factors(env)
     config = env.config
 
@@ -101,7 +104,7 @@ def proportional(env: GridEnv, threshold: float = 0.95) -> Policy:
     return act
 
 
-def emergency(env: GridEnv, threshold: float = 0.95, shed_above: float = 1.2) -> Policy:
+def emergency(env: GridEnv, threshold: float = 0.95, shed_above: float = 1.2) -> Act:
     shift = _shift_factors(env)
     config = env.config
     trip_after = config.protection.trip_after_steps
@@ -129,9 +132,33 @@ def emergency(env: GridEnv, threshold: float = 0.95, shed_above: float = 1.2) ->
     return act
 
 
-def heuristic(name: str, env: GridEnv) -> Policy:
+def heuristic(name: str, env: GridEnv) -> Act:
     """The rule-based policy `name` (one of HEURISTICS) for `env`."""
     builders = {"do_nothing": do_nothing, "proportional": proportional, "emergency": emergency}
     if name not in builders:
         raise ValueError(f"unknown heuristic policy {name!r}; known: {list(HEURISTICS)}")
     return builders[name](env)
+
+
+@dataclass(frozen=True)
+class HeuristicPolicy:
+    """The rule-based baseline `name` as a `gridrl.agents.JaxPolicy`: no weights, its own spec
+    (hashable by its name, so each heuristic compiles once per environment)."""
+
+    name: str
+
+    def __post_init__(self):
+        if self.name not in HEURISTICS:
+            raise ValueError(f"unknown heuristic policy {self.name!r}; known: {list(HEURISTICS)}")
+
+    @property
+    def spec(self) -> HeuristicPolicy:
+        return self
+
+    @property
+    def weights(self) -> None:
+        return None
+
+    def act(self, env: GridEnv) -> ActFn:
+        act = heuristic(self.name, env)
+        return lambda weights, key, obs, state, params: act(key, obs, state, params)

@@ -3,15 +3,18 @@
     document = evaluate("do_nothing", "all", episodes=4, seed=0)
     write_json(document, "out.json")
 
+A policy is a baseline's name, a path to a trained run or checkpoint, or any
+`gridrl.agents.Policy`; the runner dispatches on its kind (`JaxPolicy` or `HostPolicy`) only.
+
 Episode i of a run with seed S is reset with `jax.random.fold_in(jax.random.key(S), i)` and
 stepped with keys derived from it alone, so every policy meets the same episodes (the same
 days, noise and outages) and the cost gap to SCED is paired. The JSON records that episode as
 the seed S·1000 + i (`episode_seeds`).
 
-A JAX policy runs as one jitted function per (policy, scenario): `lax.scan` over the steps of
-the env's step vmapped over the episodes, per-step metrics reduced to per-episode totals
-inside the scan. SCED is not jittable: its solves loop in Python around the same jitted,
-batched step.
+A JAX policy runs as one jitted function per (policy spec, scenario), its weights an argument:
+`lax.scan` over the steps of the env's step vmapped over the episodes, per-step metrics reduced
+to per-episode totals inside the scan. A host policy (SCED) is not jittable: its decisions loop
+in Python around the same jitted, batched step.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,18 +34,21 @@ import jax.numpy as jnp
 import numpy as np
 
 import gridrl
-from gridrl.agents import HEURISTICS, heuristic
+from gridrl.agents import HEURISTICS, HeuristicPolicy, HostPolicy, JaxPolicy, Policy, PolicySpec
 from gridrl.cases import Grid, load
 from gridrl.env import SCENARIOS, GridEnv, exogenous, make
 from gridrl.env.config import STEP_MINUTES
 from gridrl.env.state import EnvParams
 from gridrl.evaluate import metrics
-from gridrl.evaluate.sced_policy import ScedPolicy
+from gridrl.evaluate.sced_policy import ScedBaseline
 from gridrl.evaluate.schema import FORMAT
 from gridrl.machine import cpu_name
 
 SCED = "sced"
-BASELINES = (*HEURISTICS, SCED)
+REFERENCE = ScedBaseline(SCED)  # the policy every cost gap is measured against
+BASELINE_POLICIES: dict[str, Policy] = {n: HeuristicPolicy(n) for n in HEURISTICS}
+BASELINE_POLICIES[SCED] = REFERENCE
+BASELINES = tuple(BASELINE_POLICIES)
 SEED_STRIDE = 1000  # episode i of seed S is recorded as S·SEED_STRIDE + i
 PHYSICS = ("dc", "ac")
 
@@ -62,21 +68,67 @@ class Rollout(NamedTuple):
 # --- input checks --------------------------------------------------------------------------
 
 
-def resolve_policy(name_or_checkpoint: str) -> str:
-    """The baseline's name; a clear error for anything else."""
-    if name_or_checkpoint in BASELINES:
-        return name_or_checkpoint
-    if Path(name_or_checkpoint).exists():
-        # The hook for trained agents: a checkpoint written by `gridrl train` will load here
-        # into a JAX policy (gridrl.agents.Policy) and run through `jax_rollout`.
+def resolve_policy(policy: str | os.PathLike | Policy) -> Policy:
+    """The `Policy` of a baseline's name, of an existing path (a training run's folder or
+    `RUN_DIR/checkpoints/N`, loaded by `gridrl.agents.trained.load_policy`), or `policy` itself
+    when it is one; a clear `EvaluationError` for anything else."""
+    if isinstance(policy, str) and policy in BASELINE_POLICIES:
+        return BASELINE_POLICIES[policy]
+    if isinstance(policy, str | os.PathLike):
+        if not Path(policy).exists():
+            raise EvaluationError(
+                f"unknown policy {str(policy)!r}: neither a baseline ({', '.join(BASELINES)}) "
+                "nor an existing checkpoint path"
+            )
+        policy = _load_trained(Path(policy))
+    return _checked(policy)
+
+
+def _load_trained(path: Path) -> Policy:
+    try:  # imported here: the baselines never need the networks, flax or orbax
+        from gridrl.agents.trained import load_policy
+    except ImportError as error:
         raise EvaluationError(
-            f"{name_or_checkpoint!r} is a path, but loading trained checkpoints comes with "
-            f"`gridrl train`, which does not exist yet; baselines: {', '.join(BASELINES)}"
+            f"{str(path)!r} is a path, but trained agents cannot be loaded: {error}"
+        ) from error
+    try:
+        return load_policy(path)
+    except (ValueError, OSError) as error:
+        raise EvaluationError(f"cannot load the policy at {str(path)!r}: {error}") from error
+
+
+def _checked(policy: object) -> Policy:
+    """`policy` if it meets the Policy contract (gridrl.agents.policy) as far as can be seen
+    before running it: a name, one of the two kinds, a hashable spec."""
+    name = getattr(policy, "name", None)
+    if not isinstance(name, str) or not name:
+        raise EvaluationError(f"not a policy (no name): {policy!r}")
+    if isinstance(policy, JaxPolicy):
+        if not isinstance(policy.spec, PolicySpec):
+            raise EvaluationError(f"policy {name!r}: its spec is not hashable or has no act(env)")
+    elif not isinstance(policy, HostPolicy):
+        raise EvaluationError(
+            f"policy {name!r} is neither a JaxPolicy (spec, weights) nor a HostPolicy (stepper)"
         )
-    raise EvaluationError(
-        f"unknown policy {name_or_checkpoint!r}: neither a baseline ({', '.join(BASELINES)}) "
-        "nor an existing checkpoint path"
-    )
+    elif not isinstance(policy, Hashable):  # its rollouts are cached on it
+        raise EvaluationError(f"host policy {name!r} is not hashable")
+    return policy
+
+
+def resolve_policies(policies: str | Sequence[str | os.PathLike | Policy]) -> list[Policy]:
+    """Every policy of a comma-separated list (or a sequence), all resolved before any runs:
+    an empty entry, an unknown one or two with one name is an `EvaluationError`."""
+    entries = [p.strip() for p in policies.split(",")] if isinstance(policies, str) else policies
+    if not entries or any(isinstance(p, str) and not p for p in entries):
+        raise EvaluationError(
+            f"empty policy name in {policies!r}; baselines: {', '.join(BASELINES)}"
+        )
+    resolved = [resolve_policy(p) for p in entries]
+    names = [p.name for p in resolved]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # their tables and JSON files could not be told apart
+        raise EvaluationError(f"policy {', '.join(map(repr, twice))} given twice")
+    return resolved
 
 
 def resolve_scenarios(names: str | Sequence[str]) -> list[str]:
@@ -158,17 +210,18 @@ def _advance(env: GridEnv, params: EnvParams, carry, step: jax.Array, actions, k
 # --- rollouts ------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("env", "policy_name"))
-def jax_rollout(env: GridEnv, policy_name: str, keys: jax.Array, params: EnvParams):
-    """(Totals, trace rows) of the baseline `policy_name` over a batch of episodes (one per
-    key), `env.config.episode_steps` steps each. Jitted once per (env, policy)."""
-    act = jax.vmap(heuristic(policy_name, env), in_axes=(0, 0, 0, None))
+@functools.partial(jax.jit, static_argnames=("env", "spec"))
+def jax_rollout(env: GridEnv, spec: PolicySpec, weights, keys: jax.Array, params: EnvParams):
+    """(Totals, trace rows) of the JAX policy (`spec`, `weights`) over a batch of episodes (one
+    per key), `env.config.episode_steps` steps each. Compiled once per (env, spec, batch):
+    `weights` is an argument, so every set of weights of one spec shares the program."""
+    act = jax.vmap(spec.act(env), in_axes=(None, 0, 0, 0, None))
     reset_keys, env_keys, policy_keys = episode_streams(keys)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
 
     def body(carry, step):
         obs, state, _ = carry
-        actions = act(step_keys(policy_keys, step), obs, state, params)
+        actions = act(weights, step_keys(policy_keys, step), obs, state, params)
         return _advance(env, params, carry, step, actions, step_keys(env_keys, step))
 
     initial = (obs, state, metrics.initial_totals(keys.shape[0]))
@@ -177,12 +230,13 @@ def jax_rollout(env: GridEnv, policy_name: str, keys: jax.Array, params: EnvPara
     return totals, rows
 
 
-def run_jax_policy(env: GridEnv, policy_name: str, keys: jax.Array) -> Rollout:
+def run_jax_policy(env: GridEnv, policy: JaxPolicy, keys: jax.Array) -> Rollout:
     params = env.default_params
-    # ahead-of-time compilation (cached per env, policy and batch), so the clock sees the run
-    compiled = jax_rollout.lower(env, policy_name, keys, params).compile()
+    # ahead-of-time compilation (traced and compiled once per env, spec, batch and weights'
+    # shapes within a process), so the clock sees the run only
+    compiled = jax_rollout.lower(env, policy.spec, policy.weights, keys, params).compile()
     start = time.perf_counter()
-    totals, rows = jax.block_until_ready(compiled(keys, params))
+    totals, rows = jax.block_until_ready(compiled(policy.weights, keys, params))
     seconds = time.perf_counter() - start
     return Rollout(totals, {k: np.asarray(v) for k, v in rows.items()}, seconds)
 
@@ -194,32 +248,39 @@ _reset = jax.jit(
 _step = jax.jit(_advance, static_argnames="env")
 
 
-_SCED_ROLLOUTS: dict[tuple, Rollout] = {}
+_HOST_ROLLOUTS: dict[tuple, Rollout] = {}
 
 
-def sced_rollout(
-    env: GridEnv, seed: int, episodes: int, on_step: Callable[[], None] | None = None
+def host_rollout(
+    env: GridEnv,
+    policy: HostPolicy,
+    seed: int,
+    episodes: int,
+    on_step: Callable[[], None] | None = None,
 ) -> Rollout:
-    """SCED on the episodes of `seed`, run once per process and environment: evaluating several
-    policies in one process pays for their SCED reference once."""
-    index = (env, seed, episodes)
-    if index not in _SCED_ROLLOUTS:
-        _SCED_ROLLOUTS[index] = run_sced(env, episode_keys(seed, episodes), on_step)
-    return _SCED_ROLLOUTS[index]
+    """A host policy on the episodes of `seed`, run once per process, environment and policy:
+    evaluating several policies in one process pays for their SCED reference once."""
+    index = (policy, env, seed, episodes)
+    if index not in _HOST_ROLLOUTS:
+        _HOST_ROLLOUTS[index] = run_host_policy(env, policy, episode_keys(seed, episodes), on_step)
+    return _HOST_ROLLOUTS[index]
 
 
-def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None = None) -> Rollout:
-    """SCED over a batch of episodes: Python loop over steps, solves per episode, the env step
-    jitted and batched. `on_step` is called after every step (a progress bar)."""
+def run_host_policy(
+    env: GridEnv, policy: HostPolicy, keys: jax.Array, on_step: Callable[[], None] | None = None
+) -> Rollout:
+    """A host policy over a batch of episodes: Python loop over steps, its decisions on the
+    host, the env step jitted and batched. `on_step` is called after every step (a progress
+    bar)."""
     params = env.default_params
     n = keys.shape[0]
-    policy = ScedPolicy(env, n)
+    stepper = policy.stepper(env, n)
     reset_keys, env_keys, _ = episode_streams(keys)
     obs, state = _reset(env, reset_keys, params)
     carry = (obs, state, metrics.initial_totals(n))
-    # compile before the clock starts: one step without solves, its result discarded
+    # compile before the clock starts: one step without decisions, its result discarded
     first = jnp.int32(1)
-    hold = policy(params, state, np.zeros(n, bool))
+    hold = stepper(params, state, np.zeros(n, bool))
     jax.block_until_ready(_step(env, params, carry, first, hold, step_keys(env_keys, first)))
     rows = []
     seconds = 0.0
@@ -227,16 +288,29 @@ def run_sced(env: GridEnv, keys: jax.Array, on_step: Callable[[], None] | None =
         start = time.perf_counter()
         step = jnp.int32(t)
         live = ~np.asarray(carry[2].terminated)
-        actions = policy(params, carry[1], live)
+        actions = stepper(params, carry[1], live)
         carry, row = _step(env, params, carry, step, actions, step_keys(env_keys, step))
         jax.block_until_ready(carry)
         seconds += time.perf_counter() - start
         rows.append(row)
         if on_step is not None:
             on_step()
-    policy.warn_failures(env.config.scenario.name)
+    stepper.warn_failures(env.config.scenario.name)
     trace = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
     return Rollout(carry[2], trace, seconds)
+
+
+def policy_rollout(
+    env: GridEnv,
+    policy: Policy,
+    seed: int,
+    episodes: int,
+    on_step: Callable[[], None] | None = None,
+) -> Rollout:
+    """`policy` on the episodes of `seed`, by its kind."""
+    if isinstance(policy, HostPolicy):
+        return host_rollout(env, policy, seed, episodes, on_step)
+    return run_jax_policy(env, policy, episode_keys(seed, episodes))
 
 
 # --- the evaluation ------------------------------------------------------------------------
@@ -261,25 +335,23 @@ def environment(case: str, scenario: str, physics: str, episode_steps: int) -> G
 
 def evaluate_scenario(
     env: GridEnv,
-    policy_name: str,
+    policy: Policy,
     episodes: int,
     seed: int,
     *,
     sced_reference: bool = True,
-    on_sced_step: Callable[[], None] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> dict:
-    """The JSON entry of one scenario (schema: `scenarios.<name>`)."""
-    if policy_name == SCED:
-        rollout = sced_rollout(env, seed, episodes, on_sced_step)
-    else:
-        rollout = run_jax_policy(env, policy_name, episode_keys(seed, episodes))
+    """The JSON entry of one scenario (schema: `scenarios.<name>`). `on_step` is called after
+    every step of a host policy's rollout (the evaluated one or the SCED reference)."""
+    rollout = policy_rollout(env, policy, seed, episodes, on_step)
     config = env.config
     steps, voll = config.episode_steps, config.rewards.value_of_lost_load
     summary = metrics.summary(rollout.totals, steps, STEP_MINUTES, voll)
-    if policy_name == SCED:
+    if _is_reference(policy):
         gap = 0.0
     elif sced_reference:
-        reference = sced_rollout(env, seed, episodes, on_sced_step)
+        reference = host_rollout(env, REFERENCE, seed, episodes, on_step)
         sced_cost = metrics.summary(reference.totals, steps, STEP_MINUTES, voll)
         gap = (summary["operating_cost_per_hour"] - sced_cost["operating_cost_per_hour"]) / (
             sced_cost["operating_cost_per_hour"]
@@ -291,7 +363,7 @@ def evaluate_scenario(
     per_episode = summary.pop("per_episode")
     generation = summary.pop("generation_cost_per_hour")
     return {
-        "policy": policy_name,
+        "policy": policy.name,
         "episodes": episodes,
         "seeds": episode_seeds(seed, episodes),
         **summary,
@@ -303,8 +375,12 @@ def evaluate_scenario(
     }
 
 
+def _is_reference(policy: Policy) -> bool:
+    return isinstance(policy, HostPolicy) and policy == REFERENCE
+
+
 def evaluate(
-    policy: str,
+    policy: str | os.PathLike | Policy,
     scenarios: str | Sequence[str] = "all",
     *,
     episodes: int = 4,
@@ -315,29 +391,30 @@ def evaluate(
     sced_reference: bool = True,
     progress=None,
 ) -> dict:
-    """Run `policy` (a baseline name) over `episodes` seeded episodes of each scenario; the
-    evaluation document (schema in docs/evaluation.md). `progress`: a `rich.progress.Progress`
-    that gets a bar per SCED rollout."""
-    policy_name = resolve_policy(policy)
+    """Run `policy` (a baseline's name, a trained run's path or a `gridrl.agents.Policy`, see
+    `resolve_policy`) over `episodes` seeded episodes of each scenario; the evaluation document
+    (schema in docs/evaluation.md). `progress`: a `rich.progress.Progress` that gets a bar per
+    scenario, advanced by host rollouts (SCED)."""
+    policy = resolve_policy(policy)
     names = resolve_scenarios(scenarios)
     _check_counts(episodes, seed, episode_steps, physics)
     results = {}
     for name in names:
         env = environment(case, name, physics, episode_steps)
-        runs = 1 + (sced_reference and policy_name != SCED)
+        runs = 1 + (sced_reference and not _is_reference(policy))
         on_step = None
         if progress is not None:
             task = progress.add_task(f"{name}", total=runs * episode_steps)
             on_step = lambda task=task: progress.advance(task)  # noqa: E731
         results[name] = evaluate_scenario(
-            env, policy_name, episodes, seed, sced_reference=sced_reference, on_sced_step=on_step
+            env, policy, episodes, seed, sced_reference=sced_reference, on_step=on_step
         )
         if progress is not None:
             progress.update(task, completed=runs * episode_steps)
     return {
         "format": FORMAT,
         "gridrl_version": gridrl.__version__,
-        "policy": policy,
+        "policy": policy.name,
         "case": case,
         "physics": physics,
         "episode_steps": episode_steps,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -123,6 +124,24 @@ class ScedPolicy:
                 "the units held their output there",
                 stacklevel=2,
             )
+
+
+@dataclass(frozen=True)
+class ScedBaseline:
+    """SCED as a `gridrl.agents.HostPolicy`: its stepper is a fresh `ScedPolicy` per batch (so a
+    run never depends on the warm starts of another). Frozen: the runner caches its rollouts."""
+
+    name: str = "sced"
+    rating_margin: float = RATING_MARGIN
+    n1_contingencies: tuple[int, ...] | None = None  # None: the environment's screened ones
+
+    def stepper(self, env: GridEnv, n_episodes: int) -> ScedPolicy:
+        return ScedPolicy(
+            env,
+            n_episodes,
+            rating_margin=self.rating_margin,
+            n1_contingencies=self.n1_contingencies,
+        )
 
 
 def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
