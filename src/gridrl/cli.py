@@ -206,6 +206,8 @@ def train(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 
+    from gridrl.agents.checkpoint import CheckpointError
+    from gridrl.io import OutputError
     from gridrl.train.config import ConfigError
     from gridrl.train.run import RunError, held_out_evaluation, train_run
 
@@ -259,7 +261,7 @@ def train(args: argparse.Namespace, console: Console) -> int:
                 on_update=on_update,
                 evaluate_policy=held_out_evaluation,
             )
-        except (RunError, ConfigError) as error:
+        except (RunError, ConfigError, CheckpointError, OutputError) as error:
             console.print(f"[red]error:[/red] {error}")
             return 2
         except KeyboardInterrupt:

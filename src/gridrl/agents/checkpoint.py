@@ -40,6 +40,7 @@ from gridrl.io import fsync_dir, write_json
 __all__ = [
     "FORMAT",
     "CheckpointError",
+    "check_meta",
     "latest",
     "read_meta",
     "resolve",
@@ -348,6 +349,15 @@ def _check_expected(meta: Mapping[str, Any], expected: Mapping[str, Any], file: 
         difference = _first_difference(meta[key], wanted[key], key)
         if difference:
             raise CheckpointError(f"{file}: {difference}")
+
+
+def check_meta(path: StrPath, expected: Mapping[str, Any]) -> dict[str, Any]:
+    """The meta of the checkpoint `path` names, if each key of `expected` equals its own (before
+    any costly work: building the target to restore into)."""
+    folder = resolve(path)
+    meta = read_meta(folder)
+    _check_expected(meta, expected, folder / META)
+    return meta
 
 
 def _check_leaves(

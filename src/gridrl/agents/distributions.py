@@ -40,7 +40,7 @@ def squashed_normal(mean: Array, log_std: Array) -> distrax.Transformed:
 
 def sample(key: jax.Array, mean: Array, log_std: Array) -> Array:
     """One pre-squash draw `raw`; the action is `jnp.tanh(raw)`, its density `log_prob(raw)`."""
-    return _base(mean, log_std).sample(seed=key)
+    return _base(mean, log_std).sample(seed=key).astype(mean.dtype)  # x64 on: still float32
 
 
 def log_prob(mean: Array, log_std: Array, raw: Array) -> Array:

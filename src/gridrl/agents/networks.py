@@ -85,7 +85,7 @@ class Actor(nn.Module):
             ]
         )
         role = self.param(
-            "role_embedding", nn.initializers.normal(0.02), (spec.n_agents, cfg.token)
+            "role_embedding", nn.initializers.normal(0.02), (spec.n_agents, cfg.token), jnp.float32
         )
         tokens = tokens + role
         n = spec.n_agents
@@ -118,6 +118,7 @@ class Actor(nn.Module):
                     f"{name}_log_std",
                     nn.initializers.constant(cfg.log_std_init),
                     (spec.action_sizes[g],),
+                    jnp.float32,  # explicit: under x64 an initializer's default is float64
                 )
             )
         return tuple(means), tuple(log_stds), weights

@@ -25,6 +25,7 @@ from gridrl.agents.networks import JOINT, AgentSpec, NetworkConfig, init_params
 from gridrl.agents.policy import ActFn
 from gridrl.env.core import GridEnv
 
+Array = jax.Array
 POLICY = "policy"  # the checkpoint's subtree (and meta key) a policy needs
 
 
@@ -115,3 +116,27 @@ def load_policy(path: str | Path) -> TrainedPolicy:
 
 def _as_jax(tree):
     return jax.tree.map(jnp.asarray, tree)
+
+
+def attention_trace(policy: TrainedPolicy, env: GridEnv, key: jax.Array, steps: int) -> Array:
+    """[steps, heads, n_agents, n_agents] the coordination layer's attention weights along one
+    episode of `env` run by `policy` (row: the attending agent; zeros without attention)."""
+    spec = policy.spec
+    act_fn = spec.act(env)
+    params = env.default_params
+
+    def step(carry, t):
+        obs, state = carry
+        weights = policy.weights
+        _, _, attention = learned.policy(
+            spec.agents, spec.network, weights["actor"], weights["obs_norm"], obs
+        )
+        actions = act_fn(weights, key, obs, state, params)
+        obs, state, _, _, _ = env.step(jax.random.fold_in(key, t), state, actions, params)
+        return (obs, state), attention
+
+    @jax.jit
+    def run(key):
+        return jax.lax.scan(step, env.reset(key, params), jnp.arange(steps))[1]
+
+    return run(key)

@@ -67,7 +67,7 @@ class GridRLConfig:
     reward_scale: float = 1.0
     shared_reward: float = 0.5  # operational reward = (1 - s)·regional + s·global
     # --- agents
-    action_mode: Literal["ramp", "setpoint"] = "ramp"
+    action_mode: Literal["ramp", "setpoint"] = "setpoint"
     hidden: int = 128
     token: int = 64
     heads: int = 8
@@ -246,7 +246,7 @@ def _describe(kind) -> str:
 PRESETS: dict[str, GridRLConfig] = {
     # about 10 minutes on a 2-core CPU, compilation included (docs/training.md)
     "quick": GridRLConfig(
-        total_steps=150_000,
+        total_steps=300_000,
         num_envs=32,
         rollout_steps=32,
         epochs=4,

@@ -162,6 +162,8 @@ def train_run(
     `stop_after`: stop after that many updates in total (a test's interruption)."""
     run_dir = Path(run_dir)
     config = prepare(config, run_dir, resume)
+    if resume and checkpoint.latest(run_dir) is not None:  # a mismatch is refused before any work
+        checkpoint.check_meta(run_dir, {"config": config.to_dict()})
     trainer = trainer_for(config)
     state = trainer.init(jax.random.key(config.seed))
     meta = checkpoint_meta(trainer)
