@@ -18,13 +18,18 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
-# the main job: the baselines over the six scenarios, then the HTML report (results/)
+# the main job: train the quick preset, evaluate it beside the baselines over the six scenarios
+# (evaluation seed 0, never a training seed), then the HTML report with the learning curves
 BASELINES := sced do_nothing proportional emergency
 EPISODES ?= 2
+TRAIN_SEED ?= 1
+RUN_DIR := results/quick
 run: $(STAMP)
-	$(BIN)/gridrl evaluate --policy $(subst $(space),$(comma),$(BASELINES)) --scenario all \
-		--episodes $(EPISODES) --seed 0 --json results/evaluation/{policy}.json
-	$(BIN)/gridrl report $(BASELINES:%=results/evaluation/%.json) --out results/report.html
+	rm -rf $(RUN_DIR) results/evaluation
+	$(BIN)/gridrl train --preset quick --seed $(TRAIN_SEED) --out $(RUN_DIR)
+	$(BIN)/gridrl evaluate --policy $(subst $(space),$(comma),$(BASELINES) $(RUN_DIR)) \
+		--scenario all --episodes $(EPISODES) --seed 0 --json results/evaluation/{policy}.json
+	$(BIN)/gridrl report $(RUN_DIR) results/evaluation/*.json --out results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -37,6 +42,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/powerflow.py
 	$(BIN)/python benchmarks/env.py
 	$(BIN)/python benchmarks/sced.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

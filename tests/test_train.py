@@ -39,6 +39,7 @@ TINY = {
     "critic_hidden": 32,
     "log_std_init": 0.5,
     "lr": 3e-3,
+    "lr_schedule": "constant",  # the learning test runs past total_steps
     "total_steps": 4 * 8 * 6,  # 6 updates
     "checkpoint_every": 2,
     "keep_checkpoints": 2,
