@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import matplotlib.image as mpimg
@@ -20,7 +21,15 @@ from gridrl.cases import load
 from gridrl.cli import main
 from gridrl.evaluate import ReportError, read_evaluation, read_training_log, write_report
 from gridrl.evaluate.network_map import branch_labels, network_layout
-from gridrl.evaluate.report import INTERFACE_KEYS, INTERFACE_METRICS
+from gridrl.evaluate.report import (
+    INTERFACE_KEYS,
+    INTERFACE_METRICS,
+    attention_figure,
+    learning_curves_figure,
+    mean_attention,
+    read_run,
+    run_panels,
+)
 from gridrl.evaluate.schema import FORMAT, TRACE_SERIES
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_report.py"
@@ -391,3 +400,189 @@ def test_the_report_renders_in_chromium(report_path, tmp_path):
     highlighted = np.all(pixels == (0xD8, 0xF5, 0xD0), axis=-1)
     bars_blue = np.all(np.abs(pixels - (0x1F, 0x77, 0xB4)) <= 2, axis=-1)
     assert highlighted.sum() > 1000 and bars_blue.sum() > 1000
+
+
+# ---- training run folders ------------------------------------------------------------------------
+
+AGENTS = ("strategic", "operational_0", "operational_1", "operational_2", "operational_3", "safety")
+
+
+def _metrics_rows(updates: int = 6, batch: int = 1024) -> list[dict]:
+    """metrics.jsonl rows as gridrl train writes them: one per update (the return null where no
+    episode ended), and an evaluation row of its own every 3 updates."""
+    rows = []
+    for update in range(1, updates + 1):
+        step = update * batch
+        rows.append({
+            "step": step, "policy_loss": 0.01 / update, "value_loss": 5.0 / update,
+            "entropy": 1.5 - 0.1 * update, "approx_kl": 0.004, "clip_fraction": 0.12,
+            "explained_variance": 1 - 1 / update,
+            "return/strategic": -90.0 + 10 * update if update % 2 == 0 else None,
+            "return/operational_0": None, "reward/strategic": -0.5,
+            "operating_cost": 118000.0 - update, "energy_not_served_mw": 2.0 / update,
+        })  # fmt: skip
+        if update % 3 == 0:
+            rows.append({"step": step, "eval/normal/operating_cost_per_hour": 121000.0 - update,
+                         "eval/normal/survival_rate": 0.5 + 0.1 * update})  # fmt: skip
+    return rows
+
+
+def _run_folder(root: Path, algorithm: str, evaluation: dict | None = None) -> Path:
+    run = root / f"{algorithm}-run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _metrics_rows()))
+    config = {"algorithm": algorithm, "case": "ieee118", "scenario": "normal", "physics": "dc",
+              "total_steps": 6144, "seed": 1}  # fmt: skip
+    (run / "config.json").write_text(json.dumps(config))
+    if evaluation is not None:
+        (run / "evaluation.json").write_text(json.dumps(evaluation))
+    return run
+
+
+def _image(document: str, alt: str) -> str:
+    return _svg(re.search(rf'<img alt="{re.escape(alt)}" src="([^"]*)"', document).group(1))
+
+
+def test_a_run_folder_gives_its_learning_curves_and_evaluation(tmp_path, grid):
+    run = _run_folder(tmp_path, "mappo", synthetic_evaluation("update-6", ["normal"], steps=4))
+    other = _write(tmp_path, "sced.json", _small())
+    document = write_report([run, other], tmp_path / "run.html", grid=grid).read_text()
+    # the run's evaluation.json joins the tables, named after the run
+    head = document.split('<h2 id="normal">', 1)[1].split("</tr>", 1)[0]
+    assert "<th>mappo-run (update-6)</th>" in head and "<th>sced</th>" in head
+    assert "123,456" in _row(document, "normal", "operating cost ($/h)")
+    # its learning curves: the global return, the learner's diagnostics and the held-out points
+    assert "<h3>Run mappo-run</h3>" in document and "logged up to 6,144 env-steps" in document
+    curves = _image(document, "learning curves of mappo-run")
+    for title in (
+        "mean episode return (strategic: the global reward)",
+        "policy loss",
+        "value loss",
+        "entropy",
+        "approx. KL / clip fraction",
+        "explained variance",
+        "operating cost ($/h, rollout mean)",
+        "energy not served (MW, rollout mean)",
+        "held-out: operating cost ($/h)",
+        "held-out: survival rate (0–1)",
+        "env-steps",
+    ):
+        assert html.escape(title) in curves, title  # fmt: skip
+    assert "held-out: overload" not in curves  # not in the log: no empty panel
+    assert "No attention: the algorithm mappo has no attention layer." in document
+    links = re.findall(r'(?:src|href)="([^"]*)"', document)
+    assert all(link.startswith(("data:", "#")) for link in links)
+
+
+def test_run_curves_keep_the_gaps_of_the_log(tmp_path):
+    run = read_run(_run_folder(tmp_path, "mappo"), attention=False)
+    curves = run.curves
+    assert len(curves["step"]) == 6 + 2  # the updates and the two evaluation rows
+    returns = curves["return/strategic"]
+    np.testing.assert_array_equal(returns[np.isfinite(returns)], [-70.0, -50.0, -30.0])
+    held_out = curves["eval/normal/operating_cost_per_hour"]
+    np.testing.assert_array_equal(curves["step"][np.isfinite(held_out)], [3072, 6144])
+    panels = [panel.title for panel in run_panels(curves)]
+    assert panels[0] == "mean episode return (strategic: the global reward)"
+    assert "held-out: survival rate (0–1)" in panels and run.evaluation is None
+    # a log in which no episode has ended yet: the return panel says so
+    empty = curves | {"return/strategic": np.full(len(curves["step"]), np.nan)}
+    svg = _svg(learning_curves_figure(empty, run_panels(empty)[:1], "env-steps"))
+    assert ">no values yet<" in svg
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not a training run folder (no metrics.jsonl)"),
+        ('{"step": 1, "return/strategic": 1.0}\n{"step": 2,\n', "line 2: not valid JSON"),
+        ('{"step": 1, "policy_loss": 0.5}\n', "needs a 'return/strategic' column"),
+        ('{"step": 1, "return/strategic": "high"}\n', "'high' is not a number"),
+    ],
+)
+def test_a_bad_run_folder_is_a_one_line_error(tmp_path, capsys, content, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    if content is not None:
+        (run / "metrics.jsonl").write_text(content)
+    with pytest.raises(ReportError, match=re.escape(message)) as error:
+        write_report([run], tmp_path / "r.html")
+    assert str(run) in str(error.value) and "\n" not in str(error.value)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert printed.startswith("error:") and message in printed
+    assert not (tmp_path / "r.html").exists()
+
+
+def _synthetic_attention(steps: int, focus: float) -> np.ndarray:
+    """[steps, 8 heads, 6, 6] softmax rows: uniform, plus `focus` on each agent itself."""
+    logits = np.zeros((steps, 8, 6, 6)) + focus * np.eye(6)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def test_the_attention_heatmaps(tmp_path):
+    traces = {
+        "normal": _synthetic_attention(96, 0.0),
+        "emergency_response": _synthetic_attention(96, 50.0),
+    }
+    np.testing.assert_allclose(mean_attention(traces["normal"]), np.full((6, 6), 1 / 6))
+    svg = _svg(attention_figure(traces, AGENTS))
+    for text in (*AGENTS, "normal", "emergency_response − normal", "attending agent"):
+        assert f">{text}<" in svg, text
+    assert svg.count(">0.17<") == 36 and svg.count(">1.00<") == 6  # uniform; self-attention
+    assert svg.count(">0.83<") == 6  # the difference's diagonal: 1 - 1/6
+    with pytest.raises(ReportError, match=r"\[steps, heads, n, n\], not \(96, 6, 6\)"):
+        attention_figure({"normal": np.zeros((96, 6, 6))}, AGENTS)
+    with pytest.raises(ReportError, match="6 agents, but 5 are named"):
+        attention_figure({"normal": traces["normal"]}, AGENTS[:5])
+
+
+def test_an_hmappo_run_gets_attention_of_its_latest_checkpoint(tmp_path, monkeypatch, capsys):
+    """The glue, with the checkpoint and the episode replaced: which episodes are traced, and
+    that their heatmap and caption reach the page."""
+    import gridrl.agents.trained as trained
+    import gridrl.evaluate.runner as runner
+
+    run = _run_folder(tmp_path, "hmappo")
+    (run / "checkpoints" / "6" / "state").mkdir(parents=True)  # complete: meta.json and state/
+    (run / "checkpoints" / "6" / "meta.json").write_text("{}")
+    asked = []
+
+    class Env:
+        agents = AGENTS
+
+        def __init__(self, *args):
+            self.args = args
+
+    def trace(policy, env, key, steps):
+        asked.append((policy.name, env.args, steps))
+        return _synthetic_attention(steps, 50.0 if env.args[1] == "emergency_response" else 0.0)
+
+    def load_policy(path):
+        return SimpleNamespace(name=f"{Path(path).name}@6")
+
+    monkeypatch.setattr(trained, "load_policy", load_policy)
+    monkeypatch.setattr(trained, "attention_trace", trace)
+    monkeypatch.setattr(runner, "environment", Env)
+    out = tmp_path / "attention.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0  # no evaluation yet: runs only
+    assert "written:" in capsys.readouterr().out
+    assert asked == [
+        ("hmappo-run@6", ("ieee118", "normal", "dc", 96), 96),
+        ("hmappo-run@6", ("ieee118", "emergency_response", "dc", 96), 96),
+    ]
+    document = out.read_text()
+    assert "<h1>gridrl training: hmappo-run</h1>" in document
+    caption = document.split('<img alt="attention weights of hmappo-run"', 1)[1]
+    assert "latest checkpoint (hmappo-run@6)" in caption
+    assert "the 96 steps of one DC episode of each of normal and emergency_response" in caption
+    svg = _image(document, "attention weights of hmappo-run")
+    assert ">operational_3<" in svg and svg.count(">1.00<") == 6
+    assert "learning curves of hmappo-run" in document
+
+
+def test_an_hmappo_run_without_a_checkpoint_says_so(tmp_path):
+    run = read_run(_run_folder(tmp_path, "hmappo"))
+    assert run.attention is None
+    assert run.attention_note == "No attention yet: the run has no complete checkpoint."

@@ -168,13 +168,16 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
 
 
 def report(args: argparse.Namespace, console: Console) -> int:
-    """Write the HTML report comparing evaluation JSONs (and a training run's learning curve)."""
+    """Write the HTML report comparing evaluation JSONs and training run folders (learning
+    curves, attention, final evaluation), with a --training learning curve."""
+    from rich.markup import escape
+
     from gridrl.evaluate.report import ReportError, write_report
 
     try:
         path = write_report(args.evaluations, args.out, training=args.training)
-    except ReportError as error:
-        console.print(f"[red]error:[/red] {error}")
+    except ReportError as error:  # escaped: a message may hold brackets, e.g. [steps, heads]
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         return 2
     console.print(f"written: {path}")
     return 0
@@ -322,8 +325,15 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any config field"
     )
     learn.set_defaults(handler=train)
-    page = commands.add_parser("report", help="HTML report comparing evaluation JSONs")
-    page.add_argument("evaluations", nargs="+", help="JSONs written by gridrl evaluate --json")
+    page = commands.add_parser(
+        "report", help="HTML report comparing evaluation JSONs and training runs"
+    )
+    page.add_argument(
+        "evaluations",
+        nargs="+",
+        metavar="RUN_DIR|EVAL.json",
+        help="JSONs written by gridrl evaluate --json; folders written by gridrl train",
+    )
     page.add_argument("--out", default="report.html", help="the HTML file to write")
     page.add_argument("--training", help="learning curve: CSV or JSON with step and return")
     page.set_defaults(handler=report)

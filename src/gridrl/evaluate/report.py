@@ -1,5 +1,6 @@
 """The HTML evaluation report: several policies' evaluation JSONs (docs/report.md, format
-"gridrl-evaluation/1") side by side, in one self-contained file that opens offline.
+"gridrl-evaluation/1") side by side, in one self-contained file that opens offline; training run
+folders add their learning curves, their attention heatmaps and their final evaluation.
 
 Figures are matplotlib SVGs embedded as base64 images; the only styling is an inline stylesheet
 and the only interaction (choosing the policy of a time series) is pure CSS.
@@ -27,6 +28,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter
 
 from gridrl import __version__
 from gridrl.cases import Grid
@@ -237,10 +239,12 @@ def read_evaluation(path: str | os.PathLike) -> dict[str, Any]:
     return check_evaluation(data, str(path))
 
 
-def _training_columns(raw: Mapping[str, Sequence[Any]], source: str) -> dict[str, np.ndarray]:
-    """Numeric columns of a training log; `step` and `return` required and finite, other
-    columns may leave values empty (null / "")."""
-    for key in ("step", "return"):
+def _training_columns(
+    raw: Mapping[str, Sequence[Any]], source: str, required: Sequence[str] = ("step", "return")
+) -> dict[str, np.ndarray]:
+    """Numeric columns of a training log; the `required` ones present and finite on every row,
+    other columns may leave values empty (null / "")."""
+    for key in required:
         _require(key in raw, source, f"a training log needs a {key!r} column")
     rows = len(raw["step"])
     _require(rows > 0, source, "the training log has no rows")
@@ -258,7 +262,7 @@ def _training_columns(raw: Mapping[str, Sequence[Any]], source: str) -> dict[str
                 message = f"entry {row} of column {key!r}: {value!r} is not a number"
                 raise ReportError(f"{source}: {message}") from None
         columns[key] = np.array(parsed)
-    for key in ("step", "return"):
+    for key in required:
         _require(bool(np.all(np.isfinite(columns[key]))), source, f"every {key!r} must be a number")
     return columns
 
@@ -294,6 +298,185 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return _training_columns(
         {name: [row[i].strip() for row in rows] for i, name in enumerate(header)}, str(path)
     )
+
+
+# ---- training runs (gridrl train's RUN_DIR) ----------------------------------------------------
+
+RUN_METRICS = "metrics.jsonl"
+RUN_CONFIG = "config.json"
+RUN_EVALUATION = "evaluation.json"
+# the global reward's mean episode return: the strategic agent's, or flat PPO's single agent's
+RETURN_KEYS = ("return/strategic", "return/joint")
+# the attention heatmaps: one episode of each scenario, DC, a fixed key
+ATTENTION_SCENARIOS = ("normal", "emergency_response")
+ATTENTION_STEPS = 96
+ATTENTION_SEED = 0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One learning-curve panel: its title and the columns drawn in it (`labels` name them in a
+    legend); with `twin` the second column gets its own axis on the right (another scale)."""
+
+    title: str
+    keys: tuple[str, ...]
+    labels: tuple[str, ...] | None = None
+    twin: bool = False
+
+
+RUN_PANELS: tuple[Panel, ...] = (
+    Panel("policy loss", ("policy_loss",)),
+    Panel("value loss", ("value_loss",)),
+    Panel("entropy", ("entropy",)),
+    Panel("approx. KL / clip fraction", ("approx_kl", "clip_fraction"),
+          ("approx. KL", "clip fraction"), twin=True),
+    Panel("explained variance", ("explained_variance",)),
+    Panel("operating cost ($/h, rollout mean)", ("operating_cost",)),
+    Panel("energy not served (MW, rollout mean)", ("energy_not_served_mw",)),
+)  # fmt: skip
+# the periodic held-out evaluations' columns: eval/<scenario>/<metric>
+EVAL_PANELS = (
+    ("operating_cost_per_hour", "held-out: operating cost ($/h)"),
+    ("energy_not_served_mwh", "held-out: energy not served (MWh / episode)"),
+    ("overload_steps", "held-out: overload branch-steps / episode"),
+    ("survival_rate", "held-out: survival rate (0–1)"),
+)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What the report shows of one run folder. `attention` maps a scenario to the attention
+    weights [steps, heads, agents, agents] of one episode (`agents` names them) of the policy
+    `checkpoint`, or is None and `attention_note` says why."""
+
+    path: Path
+    curves: dict[str, np.ndarray]
+    config: Mapping[str, Any]
+    evaluation: dict[str, Any] | None = None
+    attention: Mapping[str, np.ndarray] | None = None
+    agents: tuple[str, ...] = ()
+    checkpoint: str = ""
+    attention_note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+
+def run_columns(rows: Sequence[Mapping[str, Any]], source: str) -> dict[str, np.ndarray]:
+    """metrics.jsonl's rows as columns (NaN where a row lacks a key: the evaluation rows hold
+    only eval/... keys); `step` on every row and an episode-return column required."""
+    _require(len(rows) > 0, source, "the training log has no rows")
+    names = dict.fromkeys(key for row in rows for key in row)
+    _require(
+        any(key in names for key in RETURN_KEYS),
+        source,
+        f"a training run's log needs a {RETURN_KEYS[0]!r} column",
+    )
+    return _training_columns(
+        {name: [row.get(name) for row in rows] for name in names}, source, required=("step",)
+    )
+
+
+def run_panels(curves: Mapping[str, np.ndarray]) -> list[Panel]:
+    """The panels of a run's learning curves: the return, the learner's diagnostics and the
+    held-out evaluations, each where its columns are in the log."""
+    found = next(key for key in RETURN_KEYS if key in curves)
+    agent = found.split("/", 1)[1]
+    panels = [Panel(f"mean episode return ({agent}: the global reward)", (found,))]
+    panels += [panel for panel in RUN_PANELS if any(key in curves for key in panel.keys)]
+    for metric, title in EVAL_PANELS:
+        keys = tuple(k for k in curves if k.startswith("eval/") and k.endswith(f"/{metric}"))
+        if keys:
+            labels = tuple(k[len("eval/") : -len(metric) - 1] for k in keys)
+            panels.append(Panel(title, keys, labels))
+    return panels
+
+
+def _read_run_config(path: Path) -> dict[str, Any]:
+    """The run's config.json as a dict ({} when absent: the algorithm is then unknown)."""
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: not valid JSON ({error})") from None
+    _require(isinstance(config, Mapping), str(path), "not a JSON object")
+    return dict(config)
+
+
+def attention_traces(
+    run_dir: Path,
+    case: str,
+    scenarios: Sequence[str] = ATTENTION_SCENARIOS,
+    steps: int = ATTENTION_STEPS,
+    seed: int = ATTENTION_SEED,
+) -> tuple[str, tuple[str, ...], dict[str, np.ndarray]]:
+    """The run's latest checkpoint (its policy's name), the agents and, per scenario, their
+    attention weights [steps, heads, agents, agents] along one DC episode (key `seed`). Loads
+    JAX and the case, and compiles an episode per scenario."""
+    import jax
+
+    from gridrl.agents import checkpoint, trained
+    from gridrl.evaluate import runner
+
+    try:
+        policy = trained.load_policy(run_dir)
+    except checkpoint.CheckpointError as error:
+        raise ReportError(str(error)) from None
+    agents: tuple[str, ...] = ()
+    traces = {}
+    for scenario in scenarios:
+        env = runner.environment(case, scenario, "dc", steps)
+        try:
+            trace = trained.attention_trace(policy, env, jax.random.key(seed), steps)
+        except ValueError as error:  # agents that do not fit the case's grid
+            raise ReportError(f"{run_dir}: {error}") from None
+        traces[scenario] = np.asarray(trace, dtype=float)
+        agents = tuple(env.agents)
+    return policy.name, agents, traces
+
+
+def _no_attention(why: str) -> dict[str, Any]:
+    return {"attention_note": why}
+
+
+def _run_attention(run_dir: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainingRun's attention fields: the traces, or the one line that says why there are none."""
+    algorithm = config.get("algorithm")
+    if algorithm is None:
+        return _no_attention(f"No {RUN_CONFIG}: the algorithm, and so any attention, is unknown.")
+    if algorithm != "hmappo":  # only hmappo's coordination layer attends
+        return _no_attention(f"No attention: the algorithm {algorithm} has no attention layer.")
+    from gridrl.agents import checkpoint
+
+    if checkpoint.latest(run_dir) is None:
+        return _no_attention("No attention yet: the run has no complete checkpoint.")
+    name, agents, traces = attention_traces(run_dir, str(config.get("case", "ieee118")))
+    return {"attention": traces, "agents": agents, "checkpoint": name}
+
+
+def read_run(path: str | os.PathLike, attention: bool = True) -> TrainingRun:
+    """A training run folder: its learning curves (metrics.jsonl, required), config.json and
+    evaluation.json where present and, with `attention` for an hmappo run, the attention weights
+    of its latest checkpoint (compiles an episode per scenario: most of a minute)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path}: no such training run folder")
+    metrics = path / RUN_METRICS
+    if not metrics.is_file():
+        raise ReportError(f"{path}: not a training run folder (no {RUN_METRICS})")
+    from gridrl.train.logging import MetricsError, read_metrics
+
+    try:
+        rows = read_metrics(metrics)
+    except MetricsError as error:
+        raise ReportError(str(error)) from None
+    config = _read_run_config(path / RUN_CONFIG)
+    evaluation_path = path / RUN_EVALUATION
+    evaluation = read_evaluation(evaluation_path) if evaluation_path.is_file() else None
+    extra = _run_attention(path, config) if attention else _no_attention("Not computed.")
+    return TrainingRun(path, run_columns(rows, str(metrics)), config, evaluation, **extra)
 
 
 # ---- figures -------------------------------------------------------------------------------------
@@ -434,23 +617,127 @@ def map_figure(grid: Grid, layout: np.ndarray, traces: Sequence[tuple[str, Mappi
     return _svg(figure)
 
 
-def learning_curves_figure(log: Mapping[str, np.ndarray]) -> str:
-    """Mean episode return against training steps, and every further column of the log."""
-    names = [name for name in log if name != "step"]
-    columns = min(3, len(names))
-    rows = math.ceil(len(names) / columns)
+def _column_panels(log: Mapping[str, np.ndarray]) -> list[Panel]:
+    """One panel per column of a training log (--training), the return first as given."""
+    return [
+        Panel("mean episode return" if name == "return" else name, (name,))
+        for name in log
+        if name != "step"
+    ]
+
+
+def _draw_panel(ax: Any, steps: np.ndarray, log: Mapping[str, np.ndarray], panel: Panel) -> None:
+    """The panel's columns against the steps; NaN (a null, an update without an ended
+    episode, a row without the column) is skipped, joining the points on either side."""
+    keys = [key for key in panel.keys if key in log]
+    labels = panel.labels or panel.keys
+    label_of = dict(zip(panel.keys, labels, strict=True))
+    twin = panel.twin and len(keys) == 2
+    axes = [ax, ax.twinx()] if twin else [ax] * len(keys)
+    drawn = 0
+    for i, (key, target) in enumerate(zip(keys, axes, strict=True)):
+        present = np.isfinite(log[key])
+        drawn += int(present.sum())
+        target.plot(steps[present], log[key][present], color=f"C{i}", label=label_of[key],
+                    **_dots(int(present.sum())))  # fmt: skip
+        if twin:  # each axis says whose scale it is
+            target.set_ylabel(label_of[key], color=f"C{i}", fontsize=9)
+        target.ticklabel_format(axis="y", useOffset=False)  # 34.457, not 0.007 + 3.445e1
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no values yet", ha="center", va="center", color="0.4",
+                transform=ax.transAxes)  # fmt: skip
+    elif len(keys) > 1 and not panel.twin:
+        ax.legend(fontsize=8)
+
+
+def learning_curves_figure(
+    log: Mapping[str, np.ndarray],
+    panels: Sequence[Panel] | None = None,
+    x_label: str = "training step",
+) -> str:
+    """Learning curves against the log's `step`: the given panels (run_panels for a run's
+    metrics.jsonl), by default the mean episode return and every further column of the log."""
+    panels = list(panels) if panels is not None else _column_panels(log)
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(13, 3.4 * rows))
-    figure.subplots_adjust(left=0.07, right=0.98, top=1 - 0.35 / (3.4 * rows),
-                           bottom=0.55 / (3.4 * rows), hspace=0.55, wspace=0.25)  # fmt: skip
+    figure.subplots_adjust(left=0.07, right=0.95, top=1 - 0.35 / (3.4 * rows),
+                           bottom=0.55 / (3.4 * rows), hspace=0.55, wspace=0.3)  # fmt: skip
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    for ax, name in zip(axes, names, strict=False):
-        present = np.isfinite(log[name])
-        ax.plot(log["step"][present], log[name][present], **_dots(int(present.sum())))
-        ax.set_title("mean episode return" if name == "return" else name, fontsize=10)
-        ax.set_xlabel("training step")
+    first, last = float(np.min(log["step"])), float(np.max(log["step"]))
+    margin = 0.03 * (last - first) or 1.0
+    for ax, panel in zip(axes, panels, strict=False):
+        _draw_panel(ax, log["step"], log, panel)
+        ax.set_xlim(first - margin, last + margin)  # one range: panels line up, sparse or not
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(x_label)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 150k, not 150000: labels fit
         ax.grid(alpha=0.3)
-    for ax in axes[len(names) :]:
+    for ax in axes[len(panels) :]:
         ax.set_axis_off()
+    return _svg(figure)
+
+
+def mean_attention(trace: Any) -> np.ndarray:
+    """[agents, agents]: attention weights [steps, heads, agents, agents] averaged over the
+    steps and the heads (row: the attending agent)."""
+    array = np.asarray(trace, dtype=float)
+    if array.ndim != 4 or array.shape[0] == 0 or array.shape[-1] != array.shape[-2]:
+        raise ReportError(f"attention weights must be [steps, heads, n, n], not {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ReportError("attention weights must be finite")
+    return array.mean(axis=(0, 1))
+
+
+def _heatmap(ax: Any, matrix: np.ndarray, agents: Sequence[str], cmap: str, norm: Any) -> Any:
+    """One agents x agents heatmap, each cell's value written in it."""
+    image = ax.imshow(matrix, cmap=cmap, norm=norm)
+    ticks = np.arange(len(agents))
+    ax.set_xticks(ticks, agents, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(ticks, agents, fontsize=8)
+    ax.set_xlabel("attended agent", fontsize=9)
+    ax.set_ylabel("attending agent", fontsize=9)
+    for (i, j), value in np.ndenumerate(matrix):
+        # dark text on the light half of the colour map, light text on the dark half
+        light = image.cmap(image.norm(value))[:3]
+        color = "black" if sum(light) > 1.5 else "white"
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+    return image
+
+
+def attention_figure(traces: Mapping[str, Any], agents: Sequence[str]) -> str:
+    """The coordination layer's attention per scenario (traces: scenario -> weights [steps,
+    heads, agents, agents] of one episode), averaged over steps and heads: one heatmap per
+    scenario, rows the attending roles, on one colour scale; with two scenarios, a third of
+    their difference (second minus first)."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    if not traces:
+        raise ReportError("no attention weights to draw")
+    matrices = {name: mean_attention(trace) for name, trace in traces.items()}
+    for name, matrix in matrices.items():
+        if matrix.shape != (len(agents), len(agents)):
+            raise ReportError(
+                f"attention of {name}: {matrix.shape[0]} agents, but {len(agents)} are named"
+            )
+    panels = list(matrices.items())
+    names = list(matrices)
+    difference = len(panels) == 2
+    count = len(panels) + difference
+    figure = Figure(figsize=(4.4 * count, 4.2))
+    figure.subplots_adjust(left=0.1, right=0.95, top=0.93, bottom=0.24, wspace=0.6)
+    axes = np.atleast_1d(figure.subplots(1, count)).ravel()
+    scale = Normalize(0.0, max(float(m.max()) for m in matrices.values()) or 1.0)
+    for ax, (name, matrix) in zip(axes, panels, strict=False):
+        image = _heatmap(ax, matrix, agents, "viridis", scale)
+        ax.set_title(name, fontsize=10)
+        figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if difference:
+        change = matrices[names[1]] - matrices[names[0]]
+        bound = float(np.abs(change).max()) or 1.0
+        image = _heatmap(axes[-1], change, agents, "RdBu_r", TwoSlopeNorm(0.0, -bound, bound))
+        axes[-1].set_title(f"{names[1]} − {names[0]}", fontsize=10)
+        figure.colorbar(image, ax=axes[-1], fraction=0.046, pad=0.04)
     return _svg(figure)
 
 
@@ -683,26 +970,124 @@ def _check_against_case(evaluations: Sequence[Mapping], sources: Sequence[str], 
             )
 
 
+def _run_summary(run: TrainingRun) -> str:
+    """One line on a run: its config's headline settings and how far its log goes."""
+    config = run.config
+    parts = [f"{key} {config[key]}" for key in ("algorithm", "case", "scenario", "physics",
+                                                "seed") if key in config]  # fmt: skip
+    total = config.get("total_steps")
+    if _is_number(total):
+        parts.append(f"{total:,} env-steps planned")
+    parts.append(f"logged up to {int(np.max(run.curves['step'])):,} env-steps")
+    parts.append(f"final evaluation {'below' if run.evaluation else 'not yet written'}")
+    return "; ".join(parts) + "."
+
+
+def _training_html(training: Mapping[str, np.ndarray] | None, runs: Sequence[TrainingRun]) -> str:
+    """The learning curves: of the --training log, then of each run folder."""
+    parts = ['<h2 id="training">Training</h2>']
+    if training is not None:
+        parts += ["<h3>Training log</h3>"] if runs else []
+        parts.append(f'<img alt="learning curves" src="{learning_curves_figure(training)}">')
+    for run in runs:
+        name = html.escape(run.name)
+        curves = learning_curves_figure(run.curves, run_panels(run.curves), "env-steps")
+        parts += [
+            f"<h3>Run {name}</h3>",
+            f'<p class="note">{html.escape(_run_summary(run))} Gaps: updates in which no '
+            "episode ended; held-out points where the run evaluated.</p>",
+            f'<img alt="learning curves of {name}" src="{curves}">',
+        ]
+    return "".join(parts)
+
+
+def _attention_html(runs: Sequence[TrainingRun]) -> str:
+    """Per run, the attention heatmaps, or the line that says why there are none."""
+    parts = ['<h2 id="attention">Coordination attention</h2>']
+    for run in runs:
+        name = html.escape(run.name)
+        parts.append(f"<h3>Run {name}</h3>")
+        if run.attention is None:
+            parts.append(f'<p class="note">{html.escape(run.attention_note)}</p>')
+            continue
+        steps = next(iter(run.attention.values())).shape[0]
+        scenarios = " and ".join(run.attention)
+        figure = attention_figure(run.attention, run.agents)
+        parts += [
+            f'<img alt="attention weights of {name}" src="{figure}">',
+            f'<p class="note">The coordination layer of the latest checkpoint '
+            f"({html.escape(run.checkpoint)}): its attention "
+            f"weights averaged over the heads and over the {steps} steps of one DC episode of "
+            f"each of {html.escape(scenarios)} (case {html.escape(str(run.config.get('case')))},"
+            f" key {ATTENTION_SEED}, the policy's mean actions). Row: the attending agent, "
+            "column: the agent it attends to; each row sums to 1. Steps after an early end of "
+            "the episode, if any, are included.</p>",
+        ]
+    return "".join(parts)
+
+
+def _footer_html() -> str:
+    return (
+        f'<p class="note">Made by gridrl {html.escape(__version__)} on '
+        f"{html.escape(platform.node() or 'unknown host')}.</p>"
+    )
+
+
+def _document(title: str, style: str, body: Sequence[str]) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}{style}</style></head>"
+        f"<body>{''.join(body)}</body></html>"
+    )
+
+
+def _runs_only_report(
+    training: Mapping[str, np.ndarray] | None, runs: Sequence[TrainingRun], generated: datetime
+) -> str:
+    """A report of training runs none of which has its final evaluation yet."""
+    names = ", ".join(run.name for run in runs)
+    rows = [("runs", names), ("report generated", generated.strftime("%Y-%m-%d %H:%M UTC"))]
+    meta = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    body = [
+        f"<h1>gridrl training: {html.escape(names)}</h1>",
+        f'<table class="meta">{meta}</table>',
+        '<nav><a href="#training">training</a><a href="#attention">attention</a></nav>',
+        _training_html(training, runs),
+        _attention_html(runs),
+        _footer_html(),
+    ]
+    return _document(f"gridrl training: {names}", "", body)
+
+
 def render_report(
     evaluations: Sequence[Mapping],
-    grid: Grid,
+    grid: Grid | None,
     training: Mapping[str, np.ndarray] | None = None,
     generated: datetime | None = None,
     sources: Sequence[str] | None = None,
+    runs: Sequence[TrainingRun] = (),
 ) -> str:
     """The report as one HTML document. `evaluations` are checked evaluations of `grid`'s case
-    (read_evaluation / check_evaluation); `training` a learning curve (read_training_log)."""
+    (read_evaluation / check_evaluation); `training` a learning curve (read_training_log);
+    `runs` training run folders (read_run: learning curves and attention; their evaluations
+    go among `evaluations`). Without evaluations, `runs` alone make the report."""
+    generated = generated or datetime.now(UTC)
     if not evaluations:
-        raise ReportError("the report needs at least one evaluation")
+        if not runs:
+            raise ReportError("the report needs at least one evaluation or training run folder")
+        return _runs_only_report(training, runs, generated)
+    if grid is None:
+        raise ReportError("a report of evaluations needs their case's grid")
     sources = sources or [f"evaluation {i + 1}" for i in range(len(evaluations))]
     _check_against_case(evaluations, sources, grid)
-    generated = generated or datetime.now(UTC)
     policies = _policy_names(evaluations)
     scenarios = _scenario_names(evaluations)
     layout = network_layout(grid)
     nav = "".join(f'<a href="#{_slug(s)}">{html.escape(s)}</a>' for s in scenarios)
-    if training is not None:
+    if training is not None or runs:
         nav += '<a href="#training">training</a>'
+    if runs:
+        nav += '<a href="#attention">attention</a>'
     body = [
         _header_html(evaluations, policies, grid, generated),
         f"<nav>{nav}</nav>",
@@ -723,21 +1108,20 @@ def render_report(
             f'<img class="map" alt="network map of {html.escape(name)}" '
             f'src="{map_figure(grid, layout, traces)}">',
         ]
-    if training is not None:
-        body += [
-            '<h2 id="training">Training</h2>',
-            f'<img alt="learning curves" src="{learning_curves_figure(training)}">',
-        ]
-    body.append(
-        f'<p class="note">Made by gridrl {html.escape(__version__)} on '
-        f"{html.escape(platform.node() or 'unknown host')}.</p>"
-    )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>gridrl evaluation: {html.escape(str(evaluations[0]['case']))}</title>"
-        f"<style>{STYLE}{_tab_rules(len(evaluations))}</style></head>"
-        f"<body>{''.join(body)}</body></html>"
-    )
+    if training is not None or runs:
+        body.append(_training_html(training, runs))
+    if runs:
+        body.append(_attention_html(runs))
+    body.append(_footer_html())
+    case = str(evaluations[0]["case"])
+    return _document(f"gridrl evaluation: {case}", _tab_rules(len(evaluations)), body)
+
+
+def _run_evaluation(run: TrainingRun) -> dict[str, Any]:
+    """The run's final evaluation, its policy named after the run: every run's final policy
+    is called update-<N>, which would not tell two runs apart."""
+    assert run.evaluation is not None
+    return run.evaluation | {"policy": f"{run.name} ({run.evaluation['policy']})"}
 
 
 def write_report(
@@ -746,16 +1130,23 @@ def write_report(
     training: str | os.PathLike | None = None,
     grid: Grid | None = None,
 ) -> Path:
-    """Write the HTML report comparing `evaluations` (paths of evaluation JSONs, or their
-    contents) to `out`, with the learning curve of the `training` log if given. All evaluations
-    must be of one case; its network is loaded with gridrl.cases.load unless `grid` is given."""
+    """Write the HTML report to `out`. `evaluations` are evaluation JSONs (paths, or their
+    contents) and training run folders (paths of directories, read_run: their learning curves,
+    attention and, where written, evaluation.json beside the other evaluations); `training` a
+    learning-curve log. All evaluations must be of one case; its network is loaded with
+    gridrl.cases.load unless `grid` is given."""
     if not evaluations:
-        raise ReportError("the report needs at least one evaluation")
-    checked, sources = [], []
+        raise ReportError("the report needs at least one evaluation or training run folder")
+    checked, sources, runs = [], [], []
     for i, item in enumerate(evaluations):
         if isinstance(item, Mapping):
             sources.append(f"evaluation {i + 1}")
             checked.append(check_evaluation(item, sources[-1]))
+        elif Path(item).is_dir():
+            runs.append(read_run(item))
+            if runs[-1].evaluation is not None:
+                sources.append(str(Path(item) / RUN_EVALUATION))
+                checked.append(_run_evaluation(runs[-1]))
         else:
             sources.append(str(item))
             checked.append(read_evaluation(item))
@@ -764,9 +1155,9 @@ def write_report(
         listing = ", ".join(f"{s}: {e['case']}" for s, e in zip(sources, checked, strict=True))
         raise ReportError(f"the evaluations are of different cases ({listing})")
     log = read_training_log(training) if training is not None else None
-    if grid is None:
+    if grid is None and cases:
         from gridrl.cases import load
 
         grid = load(cases.pop())
-    document = render_report(checked, grid, log, sources=sources)
+    document = render_report(checked, grid, log, sources=sources, runs=runs)
     return atomic_write_text(out, document)
