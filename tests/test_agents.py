@@ -1,7 +1,10 @@
 """gridrl.agents: the actions encoder and the rule-based baselines, on the environment itself.
 
-One environment and one jitted step serve the module; each policy is jitted on its own (small).
+One environment and one jitted step serve the module (the session's shared `normal` ones,
+conftest.py); each policy is jitted on its own (small), once.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -9,23 +12,25 @@ import numpy as np
 import pytest
 
 from gridrl.agents import HEURISTICS, HeuristicPolicy, JaxPolicy, encode, heuristic
-from gridrl.env import make
 from gridrl.env.dispatch import decode, sanitize, setpoints, step_ramp
 
 
 @pytest.fixture(scope="module")
-def env():
-    return make("ieee118", scenario="normal", episode_steps=12)
+def env(normal_env):
+    """`make("ieee118", scenario="normal", episode_steps=12)`, shared with other modules."""
+    return normal_env
 
 
 @pytest.fixture(scope="module")
-def start(env):
-    return jax.jit(env.reset)(jax.random.key(3), env.default_params)
+def start(env, normal_fns):
+    """The reset of key 3, by the shared batched reset (a batch of that key, sample 0)."""
+    keys = jnp.stack([jax.random.key(3)] * normal_fns.batch)
+    return jax.tree.map(lambda x: x[0], normal_fns.reset(keys, env.default_params))
 
 
 @pytest.fixture(scope="module")
-def step(env):
-    return jax.jit(env.step)
+def step(normal_fns):
+    return normal_fns.single_step
 
 
 def test_encoded_intent_is_what_the_environment_applies(env, start):
@@ -76,12 +81,16 @@ def _overloaded(env, start, over: float, counter: int):
     return params, state, branch
 
 
-def _loading_after(env, step, policy_name, params, state, branch):
+@functools.cache
+def _jitted_policy(env, policy_name):
+    """The heuristic jitted once per policy (the module's tests reuse each compilation)."""
     obs = None  # the heuristics read the state (an operator's SCADA view), not the observation
     # built inside jit, as the evaluation runner builds it
-    act = jax.jit(lambda s, p: heuristic(policy_name, env)(jax.random.key(0), obs, s, p))(
-        state, params
-    )
+    return jax.jit(lambda s, p: heuristic(policy_name, env)(jax.random.key(0), obs, s, p))
+
+
+def _loading_after(env, step, policy_name, params, state, branch):
+    act = _jitted_policy(env, policy_name)(state, params)
     _, after, _, _, info = step(jax.random.key(7), state, act, params)
     loading = float(jnp.abs(after.flow[branch]) / params.rating[branch])
     return loading, info, act

@@ -1,7 +1,9 @@
 """gridrl.env: the multi-agent grid-operation environment.
 
 One environment (and one set of compiled functions) serves the whole module: a batch of 8 grids
-stepped by one jitted, vmapped step; compiled functions are the expensive part on 2 cores.
+stepped by one jitted, vmapped step; compiled functions are the expensive part on 2 cores. Tests
+that need a plain `normal` day or a single-sample step use the session's shared `normal`
+environment and its compiled functions instead (conftest.py), which other modules compile too.
 """
 
 from functools import partial
@@ -174,25 +176,27 @@ def test_an_overloaded_branch_trips_after_its_counter_and_recloses(env, fns):
     assert all_finite((obs, state, rewards, info))
 
 
-def test_cascades_batched_equal_sample_by_sample(env, fns):
+def test_cascades_batched_equal_sample_by_sample(normal_env, normal_fns):
     """Under vmap only the samples with trips run the cascade rounds (env/sparse.py): the
-    batched step gives exactly what each sample gives alone."""
+    batched step gives exactly what each sample gives alone. On the session's shared `normal`
+    environment (conftest.py), whose batched and single steps other modules compile too; its
+    batch of 4 gathers the cascading samples one at a time, as a batch of 8 does."""
+    env, n = normal_env, normal_fns.batch
     params = env.default_params
-    reset, step = fns
-    _, state = reset(keys(11), params)
+    _, state = normal_fns.reset(keys(11, n), params)
     # the 12 most loaded branches rated 1/1.6 of sample 0's flow: hard trips, then a cascade
     flows = np.abs(np.asarray(state.flow[0]))
     hot = np.argsort(-flows)[:12]
     params = params.replace(rating=params.rating.at[hot].set(flows[hot] / 1.6))
-    actions = random_actions(env, jax.random.key(12))
-    _, batched, rewards, _, info = step(keys(13), state, actions, params)
+    actions = random_actions(env, jax.random.key(12), n)
+    _, batched, rewards, _, info = normal_fns.step(keys(13, n), state, actions, params)
     rounds = np.asarray(info["cascade_rounds"])
     assert rounds.max() > 2 and rounds.min() < rounds.max()  # the samples cascade differently
-    single = jax.jit(env.step)
-    for i in range(BATCH):
+    single = normal_fns.single_step
+    for i in range(n):
         sample = partial(jax.tree.map, lambda x, i=i: x[i])
         _, alone, alone_rewards, _, alone_info = single(
-            keys(13)[i], sample(state), sample(actions), params
+            keys(13, n)[i], sample(state), sample(actions), params
         )
         assert int(alone_info["cascade_rounds"]) == rounds[i]
         # float32: a batched product and a single one round differently (MW of ~1e3 MW flows)
@@ -377,13 +381,17 @@ def test_n1_indicator_is_exact_with_every_branch_in(env):
     assert 0.0 < share < 1.0
 
 
-def test_units_without_ramp_limits_cross_their_range_in_one_step():
+def test_units_without_ramp_limits_cross_their_range_in_one_step(normal_env, normal_fns):
     """A case with no ramp data (ramp = inf, as MATPOWER files without RAMP_AGC load): an action
     moves a unit by a share of its capacity, never by a·inf (NaN at a = 0)."""
     grid = load("ieee118")
     env = make(grid.replace(ramp=np.full(grid.n_gen, np.inf)), episode_steps=EPISODE)
     params = env.default_params
-    _, state = jax.jit(env.reset)(jax.random.key(0), params)
+    # its reset, by the shared compiled reset of an environment configured alike (the params,
+    # ramps included, are an argument): sample 0 of a batch
+    assert env.config == normal_env.config
+    _, states = normal_fns.reset(jnp.stack([jax.random.key(0)] * normal_fns.batch), params)
+    state = jax.tree.map(lambda x: x[0], states)
     unit_on = params.grid.gen_status > 0
     for level in (0.0, 1.0, -1.0):
         actions = {a: jnp.full(env.action_space(a).shape, level) for a in env.agents}

@@ -3,7 +3,9 @@
 One environment (`normal`, so no scheduled outage interferes with the bookkeeping checked here)
 and one jitted, vmapped step serve every example: the examples vary the actions (random, NaN,
 ±inf, huge), the set of branches out at the start of the step, the ratings (to provoke trips and
-cascades) and the keys, never anything static.
+cascades) and the keys, never anything static. The environment and its compiled functions are
+the session's shared `normal` ones (conftest.py): 12-step episodes, of which the examples play
+the first STEPS, so the horizon is never reached here either (as with episodes of STEPS + 1).
 """
 
 import jax
@@ -13,9 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridrl.env import make
-
-BATCH = 4
+BATCH = 4  # the shared functions' batch (conftest.NormalFns.batch)
 STEPS = 3
 HOSTILE = (np.nan, np.inf, -np.inf, 1e30, -1e30, 3.0)
 examples = settings(
@@ -24,15 +24,15 @@ examples = settings(
 
 
 @pytest.fixture(scope="module")
-def env():
-    return make("ieee118", scenario="normal", episode_steps=STEPS + 1)
+def env(normal_env):
+    assert normal_env.config.episode_steps > STEPS  # no example reaches the horizon
+    return normal_env
 
 
 @pytest.fixture(scope="module")
-def fns(env):
-    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    return reset, step
+def fns(normal_fns):
+    assert normal_fns.batch == BATCH
+    return normal_fns.reset, normal_fns.step
 
 
 @st.composite

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -199,19 +198,28 @@ def test_policies_meet_the_same_episodes(do_nothing, sced):
     assert ours["trace"]["generation_cost_per_hour"] != theirs["trace"]["generation_cost_per_hour"]
 
 
-def test_metrics_match_a_hand_rollout(do_nothing):
+def test_metrics_match_a_hand_rollout(do_nothing, normal_env, normal_fns):
     """Step the environment by hand with the runner's keys and all-zero actions; the JSON's
-    numbers are the sums of `info` (MW x 5/60 for energy)."""
+    numbers are the sums of `info` (MW x 5/60 for energy).
+
+    The hand rollout uses the session's compiled batched reset and step (conftest.py) of an
+    environment configured as the runner's, with the runner's params; their batch holds the
+    runner's episodes repeated, of which the first EPISODES rows are compared."""
     env = environment("ieee118", "normal", "dc", STEPS)
+    assert normal_env.config == env.config
     params = env.default_params
-    reset_keys, env_keys, _ = episode_streams(episode_keys(SEED, EPISODES))
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(reset_keys, params)
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    zeros = {a: jnp.zeros((EPISODES, *env.action_space(a).shape)) for a in env.agents}
+    repeat, rest = divmod(normal_fns.batch, EPISODES)
+    assert rest == 0
+    reset_keys, env_keys, _ = (
+        jnp.concatenate([k] * repeat) for k in episode_streams(episode_keys(SEED, EPISODES))
+    )
+    _, state = normal_fns.reset(reset_keys, params)
+    zeros = {a: jnp.zeros((normal_fns.batch, *env.action_space(a).shape)) for a in env.agents}
     infos = []
     for t in range(1, STEPS + 1):
-        _, state, _, _, info = step(step_keys(env_keys, jnp.int32(t)), state, zeros, params)
-        infos.append(info)
+        keys = step_keys(env_keys, jnp.int32(t))
+        _, state, _, _, info = normal_fns.step(keys, state, zeros, params)
+        infos.append({k: v[:EPISODES] for k, v in info.items()})
     total = {k: np.sum([np.asarray(i[k], float) for i in infos], axis=0) for k in infos[0]}
     assert not np.any(total["blackout"])
     voll = env.config.rewards.value_of_lost_load
