@@ -294,3 +294,20 @@ def test_a_different_structure_shape_or_dtype_names_the_leaf(run):
     with pytest.raises(CheckpointError, match=key_mismatch):
         restore(run, target)
     assert _snapshot(run) == before
+
+
+def test_empty_arrays_and_a_subtree_restore(tmp_path):
+    """Empty leaves (a scenario without scheduled outages) round-trip though orbax refuses to
+    store them; a subtree target reads only its own leaves."""
+    state = {
+        "policy": {"w": jnp.arange(6.0).reshape(2, 3)},
+        "trainer": {"events": jnp.zeros((4, 0), jnp.int32), "key": jax.random.key(3)},
+    }
+    save(tmp_path, 1, state, {})
+    restored, _ = restore(tmp_path, state)
+    assert restored["trainer"]["events"].shape == (4, 0)
+    assert restored["trainer"]["events"].dtype == jnp.int32
+    policy, _ = restore(tmp_path, {"policy": state["policy"]}, subtree=True)
+    np.testing.assert_array_equal(policy["policy"]["w"], state["policy"]["w"])
+    with pytest.raises(CheckpointError, match=r"state\['policy'\]\['v'\] is in the target"):
+        restore(tmp_path, {"policy": {"v": state["policy"]["w"]}}, subtree=True)

@@ -17,15 +17,17 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gridrl.agents import checkpoint
+from gridrl.agents import checkpoint, learned
 from gridrl.agents.trained import load_policy
 from gridrl.cli import main
+from gridrl.evaluate.runner import resolve_policy
 from gridrl.train.config import preset
-from gridrl.train.run import RunError, from_checkpoint, to_checkpoint, train_run
 from gridrl.train.ppo import trainer_for
+from gridrl.train.run import RunError, from_checkpoint, to_checkpoint, train_run
 
 TINY = {
     "scenario": "normal",
@@ -104,7 +106,9 @@ def test_a_run_writes_its_folder(uninterrupted):
     assert list((run_dir / "tensorboard").iterdir())
 
 
-def test_interrupted_and_resumed_run_ends_with_the_same_parameters(uninterrupted, tmp_path, trainer):
+def test_interrupted_and_resumed_run_ends_with_the_same_parameters(
+    uninterrupted, tmp_path, trainer
+):
     whole_dir, _ = uninterrupted
     run_dir = tmp_path / "resumed"
     train_run(CONFIG, run_dir, stop_after=3)  # dies after update 3: its last checkpoint is 2
@@ -116,7 +120,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_parameters(uninterrupted
     for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(whole), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # the resumed log holds each update once, as the uninterrupted one does
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [CONFIG.batch_steps * u for u in range(1, 7)]
 
 
@@ -175,8 +181,10 @@ def test_resume_refuses_a_mismatched_config(uninterrupted, tmp_path, capsys):
 
 def test_resume_refuses_a_corrupt_checkpoint(uninterrupted, tmp_path, capsys):
     run_dir = copy_run(uninterrupted[0], tmp_path / "corrupt")
-    data = max((p for p in (run_dir / "checkpoints" / "6").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    data = max(
+        (p for p in (run_dir / "checkpoints" / "6").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated
     assert main(["train", "--resume", str(run_dir)]) == 2
     out = capsys.readouterr().out
@@ -203,4 +211,29 @@ def test_evaluate_a_trained_run_end_to_end(uninterrupted, tmp_path, capsys):
         "evaluate", "--policy", str(run_dir / "checkpoints" / "6"), "--scenario", "normal",
         "--episodes", "2", "--episode-steps", "8", "--no-sced-reference", "--json", str(again),
     ])  # fmt: skip
-    assert json.loads(again.read_text())["scenarios"]["normal"]["per_episode"] == result["per_episode"]
+    assert (
+        json.loads(again.read_text())["scenarios"]["normal"]["per_episode"] == result["per_episode"]
+    )
+
+
+def test_behaviour_cloning_fits_sced_and_then_acts_like_it(trainer):
+    """The warm start: the clone's mean actions reproduce SCED's, in the agents' action space."""
+    from gridrl.train.bc import demonstrations, warm_start
+
+    state = trainer.init(jax.random.key(0))
+    cloned, losses = warm_start(trainer, state, "sced")
+    assert losses[-1] < 0.25 * losses[0], (losses[0], losses[-1])
+    # on fresh episodes of SCED (another key), the clone is closer to SCED than the untrained agents
+    demos = demonstrations(trainer, trainer.env, resolve_policy("sced"), jax.random.key(99))
+
+    def distance(s):
+        means = jax.vmap(
+            lambda o: learned.policy(
+                trainer.spec, trainer.network, s.params["actor"], s.obs_norm, o
+            )[0]
+        )(demos.obs)
+        return float(
+            sum(jnp.mean((jnp.tanh(m) - t) ** 2) for m, t in zip(means, demos.labels, strict=True))
+        )
+
+    assert distance(cloned) < 0.5 * distance(state)

@@ -137,7 +137,10 @@ def test_config_overrides_parse_by_type_and_refuse_bad_input_in_one_line():
     )
     assert (config.lr, config.num_envs, config.scenario) == (1e-4, 16, "mix")
     assert config.envs_per_scenario() == (3, 3, 3, 3, 2, 2)
-    assert preset("quick").override({"scenario": "mix", "num_envs": "6"}).envs_per_scenario() == (1,) * 6
+    assert (
+        preset("quick").override({"scenario": "mix", "num_envs": "6"}).envs_per_scenario()
+        == (1,) * 6
+    )
     for changes, words in [
         ({"nope": "1"}, "unknown field 'nope'"),
         ({"lr": "fast"}, "bad value 'fast' for lr"),

@@ -205,9 +205,15 @@ def _train_config(args: argparse.Namespace):
 
 
 def train(args: argparse.Namespace, console: Console) -> int:
-    """Train agents (or resume a run) with a progress bar; checkpoints and logs in the run folder."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+    """Train agents, or resume a run, with a progress bar; checkpoints and logs in the run."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from gridrl.agents.checkpoint import CheckpointError
     from gridrl.io import OutputError

@@ -18,12 +18,16 @@ from gridrl.env.state import EnvParams
 Array = jnp.ndarray
 
 
-def unit_moves(params: EnvParams, pg: Array, target: Array) -> Array:
-    """[n_gen] action of each unit to move from `pg` towards `target` (MW) within one step (a
-    unit without a ramp limit — only renewables in the built-in case — scales by its pmax)."""
+def move_scale(params: EnvParams) -> Array:
+    """[n_gen] MW that an action of 1 moves each unit within one step: its ramp (a unit without
+    a ramp limit — only renewables in the built-in case — scales by its pmax)."""
     ramp = step_ramp(params)
-    scale = jnp.where(jnp.isfinite(ramp) & (ramp > 0), ramp, params.grid.pmax)
-    return jnp.clip((target - pg) / jnp.maximum(scale, 1e-6), -1.0, 1.0)
+    return jnp.where(jnp.isfinite(ramp) & (ramp > 0), ramp, params.grid.pmax)
+
+
+def unit_moves(params: EnvParams, pg: Array, target: Array) -> Array:
+    """[n_gen] action of each unit to move from `pg` towards `target` (MW) within one step."""
+    return jnp.clip((target - pg) / jnp.maximum(move_scale(params), 1e-6), -1.0, 1.0)
 
 
 def encode(

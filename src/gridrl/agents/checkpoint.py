@@ -23,6 +23,7 @@ One process writes a run's checkpoints (multi-host training saves from process 0
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -126,6 +127,12 @@ def _stored_spec(leaf: Any, entry: Mapping[str, Any]) -> jax.ShapeDtypeStruct:
     if _is_key(leaf):
         return jax.eval_shape(jax.random.key_data, leaf)
     return jax.ShapeDtypeStruct(tuple(entry["shape"]), jnp.dtype(entry["dtype"]))
+
+
+def _empty(leaf: Any, entry: Mapping[str, Any]) -> np.ndarray:
+    """The (not stored) data of an empty leaf: a key's data has a trailing axis of its own."""
+    spec = _stored_spec(leaf, entry)
+    return np.zeros(spec.shape, spec.dtype)
 
 
 def _rebuild(data: np.ndarray, leaf: Any, entry: Mapping[str, Any]) -> Any:
@@ -233,7 +240,9 @@ def save(run_dir: StrPath, step: int, state: Any, meta: Mapping[str, Any], keep:
     leaves, _ = jax.tree_util.tree_flatten_with_path(state)
     item, manifest = {}, []
     for index, (path, leaf) in enumerate(leaves):
-        item[_leaf_name(index)], entry = _to_host(jax.tree_util.keystr(path), leaf)
+        data, entry = _to_host(jax.tree_util.keystr(path), leaf)
+        if data.size:  # orbax refuses empty arrays; the manifest alone rebuilds them
+            item[_leaf_name(index)] = data
         manifest.append(entry)
     document = {"format": FORMAT, "step": step, **meta, "leaves": manifest}
 
@@ -424,6 +433,7 @@ def restore(
     abstract = {
         _leaf_name(i): _stored_spec(leaf, entry)
         for (i, entry), (_, leaf) in zip(manifest, leaves, strict=True)
+        if math.prod(entry["shape"])  # empty arrays are not stored
     }
     data_folder = folder / STATE
     ocp = _orbax()
@@ -448,6 +458,9 @@ def restore(
 
     restored = []
     for (i, entry), (leaf_path, leaf) in zip(manifest, leaves, strict=True):
+        if _leaf_name(i) not in abstract:
+            restored.append(_rebuild(_empty(leaf, entry), leaf, entry))
+            continue
         data = np.asarray(stored[_leaf_name(i)])
         if data.shape != abstract[_leaf_name(i)].shape or _checksum(data) != entry["crc32"]:
             raise CheckpointError(

@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from gridrl.agents import distributions
-from gridrl.agents.actions import unit_moves
+from gridrl.agents.actions import move_scale, unit_moves
 from gridrl.agents.networks import JOINT, Actor, AgentSpec, Critic, NetworkConfig, group_obs
 from gridrl.agents.networks import env_actions as _env_actions
 from gridrl.agents.normalize import RunningStats
@@ -190,21 +190,48 @@ def values(spec: AgentSpec, network: NetworkConfig, critic_params, world: Array)
     return Critic(spec.n_agents, network.critic_hidden).apply({"params": critic_params}, world)
 
 
+def _unit_range(params: EnvParams, available: Array) -> tuple[Array, Array]:
+    """(lower, span) of each unit's setpoint range [min(pmin, available), available]."""
+    lower = jnp.minimum(params.grid.pmin, available)
+    return lower, jnp.maximum(available - lower, 0.0)
+
+
 def setpoints_to_moves(params: EnvParams, state: EnvState, actions: dict[str, Array]) -> dict:
     """Unit outputs read as targets within [pmin, available], turned into the ramp moves towards
     them (strategic: slow units; operational: fast units); everything else unchanged."""
-    layout, grid = params.layout, params.grid
+    layout = params.layout
     n_slow, n_fast = int(layout.slow.shape[0]), int(layout.fast.shape[1])
     regions = [f"operational_{r}" for r in range(layout.n_region)]
     slow = actions["strategic"][:n_slow]
     fast = jnp.stack([actions[name][:n_fast] for name in regions])
     position = per_element(layout.unit_move, slow, fast)  # [n_gen]; others 0 (unused)
-    lower = jnp.minimum(grid.pmin, state.available)
-    target = lower + (position + 1.0) / 2.0 * jnp.maximum(state.available - lower, 0.0)
-    move = unit_moves(params, state.pg, target)
+    lower, span = _unit_range(params, state.available)
+    move = unit_moves(params, state.pg, lower + (position + 1.0) / 2.0 * span)
     out = dict(actions)
     out["strategic"] = actions["strategic"].at[:n_slow].set(move[layout.slow])
     fast_moves = jnp.where(layout.fast_mask, move[layout.fast], 0.0)
     for r, name in enumerate(regions):
         out[name] = actions[name].at[:n_fast].set(fast_moves[r])
+    return out
+
+
+def moves_to_setpoints(params: EnvParams, state: EnvState, actions: dict[str, Array]) -> dict:
+    """The inverse of `setpoints_to_moves` (behaviour cloning's labels): each unit's ramp move
+    read as the target it reaches, expressed as its place in [pmin, available]."""
+    layout = params.layout
+    n_slow, n_fast = int(layout.slow.shape[0]), int(layout.fast.shape[1])
+    regions = [f"operational_{r}" for r in range(layout.n_region)]
+    move = per_element(
+        layout.unit_move,
+        actions["strategic"][:n_slow],
+        jnp.stack([actions[name][:n_fast] for name in regions]),
+    )
+    lower, span = _unit_range(params, state.available)
+    reached = state.pg + move * move_scale(params)
+    position = jnp.clip(2.0 * (reached - lower) / jnp.maximum(span, 1e-6) - 1.0, -1.0, 1.0)
+    out = dict(actions)
+    out["strategic"] = actions["strategic"].at[:n_slow].set(position[layout.slow])
+    fast = jnp.where(layout.fast_mask, position[layout.fast], 0.0)
+    for r, name in enumerate(regions):
+        out[name] = actions[name].at[:n_fast].set(fast[r])
     return out

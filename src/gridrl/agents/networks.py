@@ -163,7 +163,8 @@ def init_params(spec: AgentSpec, config: NetworkConfig, key: jax.Array) -> dict:
     """{"actor": ..., "critic": ...} for one set of agents."""
     k_actor, k_critic = jax.random.split(key)
     obs = tuple(
-        jnp.zeros((len(m), n), jnp.float32) for m, n in zip(spec.members, spec.obs_sizes, strict=True)
+        jnp.zeros((len(m), n), jnp.float32)
+        for m, n in zip(spec.members, spec.obs_sizes, strict=True)
     )
     return {
         "actor": Actor(spec, config).init(k_actor, obs)["params"],

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from gridrl.agents.heuristics import HEURISTICS
 from gridrl.agents.learned import ACTION_MODES
 from gridrl.agents.networks import NetworkConfig
 from gridrl.env.scenarios import SCENARIOS
@@ -170,6 +171,10 @@ class GridRLConfig:
             (self.eval_episodes >= 1 and self.eval_episode_steps >= 1, "eval counts >= 1"),
             (0 <= self.seed < 2**31 and 0 <= self.eval_seed < 2**31, "seeds in [0, 2^31)"),
             (self.bc_episodes >= 1 and self.bc_epochs >= 0, "bc_episodes >= 1, bc_epochs >= 0"),
+            (
+                self.bc_from in ("", "sced", *HEURISTICS),
+                f"bc_from must be '' (none), 'sced' or one of {HEURISTICS}",
+            ),
         ]
         for name in ("gamma", "lambda"):
             for role in ("strategic", "operational", "safety"):

@@ -29,7 +29,7 @@ import optax
 from gridrl.agents import learned
 from gridrl.agents.networks import Actor, AgentSpec, group_obs, init_params
 from gridrl.agents.normalize import RunningStats
-from gridrl.env import AutoReset, GridEnv, make
+from gridrl.env import AutoReset, GridEnv
 from gridrl.train import gae
 from gridrl.train.config import GridRLConfig
 
@@ -120,7 +120,9 @@ class Trainer:
             states.append(s)
             obs.append(o)
             held.append(
-                jnp.zeros((count, len(self.spec.members[0]), self.spec.action_sizes[0]), jnp.float32)
+                jnp.zeros(
+                    (count, len(self.spec.members[0]), self.spec.action_sizes[0]), jnp.float32
+                )
             )
             returns.append(jnp.zeros((count, self.spec.n_agents), jnp.float32))
         obs_norm = learned.ObsNormalizer.create(self.spec)
@@ -330,7 +332,7 @@ class Trainer:
 
             def minibatch(carry, batch):
                 params, opt_state = carry
-                (loss, diagnostics), grads = grad_fn(params, batch, train, value_norm)
+                (_, diagnostics), grads = grad_fn(params, batch, train, value_norm)
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
                 diagnostics["grad_norm"] = optax.global_norm(grads)
                 return (optax.apply_updates(params, updates), opt_state), diagnostics
@@ -394,7 +396,10 @@ def _per_agent(config: GridRLConfig, spec: AgentSpec):
         return jnp.asarray([role_value(prefix, role_of[a]) for a in spec.agents], jnp.float32)
 
     clip = jnp.asarray(
-        [config.safety_clip_eps if role_of[a] == "safety" else config.clip_eps for a in spec.agents],
+        [
+            config.safety_clip_eps if role_of[a] == "safety" else config.clip_eps
+            for a in spec.agents
+        ],
         jnp.float32,
     )
     # a group's loss weight is shared by its members (four operational agents weigh as one role)

@@ -25,6 +25,7 @@ import numpy as np
 from gridrl import io
 from gridrl.agents import checkpoint
 from gridrl.agents.trained import POLICY, LearnedSpec, TrainedPolicy, policy_weights
+from gridrl.train.bc import warm_start
 from gridrl.train.config import GridRLConfig
 from gridrl.train.logging import RunLogger
 from gridrl.train.ppo import Trainer, TrainState, trainer_for
@@ -55,7 +56,7 @@ def checkpoint_meta(trainer: Trainer) -> dict:
     """What a checkpoint must match to be restored: the run's format, its config and its agents
     (as JSON gives them back)."""
     meta = {
-        "format": FORMAT,
+        "run_format": FORMAT,
         "config": trainer.config.to_dict(),
         POLICY: learned_spec(trainer).to_dict(),
     }
@@ -128,9 +129,11 @@ def prepare(config: GridRLConfig | None, run_dir: Path, resume: bool) -> GridRLC
         return load_config(run_dir)
     if has_run:
         raise RunError(
-            f"{run_dir} already holds a training run: resume it with --resume, or choose another --out"
+            f"{run_dir} already holds a training run: resume it with --resume, "
+            "or choose another --out"
         )
-    assert config is not None
+    if config is None:
+        raise RunError(f"{run_dir}: no config to start a new run with")
     io.atomic_write_text(run_dir / CONFIG_FILE, config.to_json() + "\n")
     return config
 
@@ -156,9 +159,10 @@ def train_run(
     evaluate_policy: Callable[[Trainer, TrainState], dict] | None = None,
     stop_after: int | None = None,
 ) -> RunResult:
-    """Train (or resume) the run in `run_dir`. `on_update(update, total, env_steps, scalars)` follows
-    each update (a progress bar); `evaluate_policy(trainer, state)` evaluates held-out episodes
-    (an evaluation document: periodically, logged, and at the end, written to evaluation.json);
+    """Train (or resume) the run in `run_dir`, after a behaviour-cloning warm start if the config
+    asks for one (checkpoint 0). `on_update(update, total, env_steps, scalars)` follows each
+    update (a progress bar); `evaluate_policy(trainer, state)` evaluates held-out episodes (an
+    evaluation document: periodically, logged, and at the end, written to evaluation.json);
     `stop_after`: stop after that many updates in total (a test's interruption)."""
     run_dir = Path(run_dir)
     config = prepare(config, run_dir, resume)
@@ -176,6 +180,11 @@ def train_run(
     total = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
     done = int(state.update)
     with logger:
+        if config.bc_from and done == 0 and checkpoint.latest(run_dir) is None:
+            state, losses = warm_start(trainer, state, config.bc_from)
+            for epoch, loss in enumerate(losses):
+                logger.log(0, {"bc/epoch": epoch, "bc/loss": float(loss)})
+            checkpoint.save(run_dir, 0, to_checkpoint(state), meta | {"updates": 0, "env_steps": 0})
         for n in _chunks(done, total, config.checkpoint_every):
             state, metrics = trainer.updates(state, n)
             for i in range(n):
@@ -201,4 +210,5 @@ def train_run(
             evaluation = evaluate_policy(trainer, state)
             logger.log(done * config.batch_steps, evaluation_scalars(evaluation))
             io.write_json(run_dir / EVALUATION_FILE, evaluation)
-    return RunResult(run_dir, done, done * config.batch_steps, time.perf_counter() - start, evaluation)
+    seconds = time.perf_counter() - start
+    return RunResult(run_dir, done, done * config.batch_steps, seconds, evaluation)
