@@ -144,7 +144,9 @@ def _rebuild(data: np.ndarray, leaf: Any, entry: Mapping[str, Any]) -> Any:
     elif isinstance(leaf, jax.Array | jax.ShapeDtypeStruct):
         value = data.astype(leaf.dtype, copy=False)  # a weakly typed target's own precision
     if isinstance(leaf, jax.Array):
-        return jax.device_put(value, leaf.sharding)
+        # committed to its sharding only where the target is: jit's cache key includes it, so a
+        # restored state must hit the same compiled function as the state it replaces
+        return jax.device_put(value, leaf.sharding) if leaf.committed else jnp.asarray(value)
     if isinstance(leaf, jax.ShapeDtypeStruct):
         sharding = getattr(leaf, "sharding", None)
         return jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value)

@@ -129,7 +129,8 @@ class RunLogger:
         self._file.flush()
         if self._writer is not None:
             for name, value in scalars.items():
-                self._writer.add_scalar(str(name), float(value), global_step=int(step))
+                if math.isfinite(float(value)):  # no point for "no episode ended this update"
+                    self._writer.add_scalar(str(name), float(value), global_step=int(step))
 
     def truncate_after(self, step: int) -> int:
         """Drop the rows of steps after `step` (the checkpoint a run resumes from), rewriting

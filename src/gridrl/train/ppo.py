@@ -128,7 +128,7 @@ class Trainer:
         obs_norm = learned.ObsNormalizer.create(self.spec)
         for o in obs:  # start the statistics from the first observations
             obs_norm = obs_norm.update(self.spec, o)
-        return TrainState(
+        state = TrainState(
             params=params,
             opt_state=self.optimizer.init(params),
             obs_norm=obs_norm,
@@ -140,6 +140,7 @@ class Trainer:
             key=k_run,
             update=jnp.int32(0),
         )
+        return state
 
     # --- rollout -------------------------------------------------------------------------
 

@@ -157,13 +157,11 @@ def train_run(
     resume: bool = False,
     on_update: Callable[[int, int, int, dict], None] | None = None,
     evaluate_policy: Callable[[Trainer, TrainState], dict] | None = None,
-    stop_after: int | None = None,
 ) -> RunResult:
     """Train (or resume) the run in `run_dir`, after a behaviour-cloning warm start if the config
     asks for one (checkpoint 0). `on_update(update, total, env_steps, scalars)` follows each
     update (a progress bar); `evaluate_policy(trainer, state)` evaluates held-out episodes (an
-    evaluation document: periodically, logged, and at the end, written to evaluation.json);
-    `stop_after`: stop after that many updates in total (a test's interruption)."""
+    evaluation document: periodically, logged, and at the end, written to evaluation.json)."""
     run_dir = Path(run_dir)
     config = prepare(config, run_dir, resume)
     if resume and checkpoint.latest(run_dir) is not None:  # a mismatch is refused before any work
@@ -177,7 +175,7 @@ def train_run(
         state = from_checkpoint(saved)
         logger.truncate_after(int(found["env_steps"]))
     start = time.perf_counter()
-    total = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
+    total = config.num_updates
     done = int(state.update)
     with logger:
         if config.bc_from and done == 0 and checkpoint.latest(run_dir) is None:
@@ -206,7 +204,7 @@ def train_run(
             if periodic and evaluate_policy is not None:
                 logger.log(env_steps, evaluation_scalars(evaluate_policy(trainer, state)))
         evaluation = None
-        if evaluate_policy is not None and done >= config.num_updates:
+        if evaluate_policy is not None:
             evaluation = evaluate_policy(trainer, state)
             logger.log(done * config.batch_steps, evaluation_scalars(evaluation))
             io.write_json(run_dir / EVALUATION_FILE, evaluation)
