@@ -91,7 +91,10 @@ def _jitted_policy(env, policy_name):
 
 def _loading_after(env, step, policy_name, params, state, branch):
     act = _jitted_policy(env, policy_name)(state, params)
-    _, after, _, _, info = step(jax.random.key(7), state, act, params)
+    # stepped in float32, the action space's dtype (under x64 some policies give float64, which
+    # the env casts to float32 as it clips): one compilation of the shared step for all of them
+    float32 = {agent: a.astype(jnp.float32) for agent, a in act.items()}
+    _, after, _, _, info = step(jax.random.key(7), state, float32, params)
     loading = float(jnp.abs(after.flow[branch]) / params.rating[branch])
     return loading, info, act
 

@@ -188,7 +188,10 @@ def test_cascades_batched_equal_sample_by_sample(normal_env, normal_fns):
     flows = np.abs(np.asarray(state.flow[0]))
     hot = np.argsort(-flows)[:12]
     params = params.replace(rating=params.rating.at[hot].set(flows[hot] / 1.6))
-    actions = random_actions(env, jax.random.key(12), n)
+    # float32, the action space's dtype, as the other users of the shared step pass them
+    actions = jax.tree.map(
+        lambda a: a.astype(jnp.float32), random_actions(env, jax.random.key(12), n)
+    )
     _, batched, rewards, _, info = normal_fns.step(keys(13, n), state, actions, params)
     rounds = np.asarray(info["cascade_rounds"])
     assert rounds.max() > 2 and rounds.min() < rounds.max()  # the samples cascade differently

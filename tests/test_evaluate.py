@@ -214,7 +214,8 @@ def test_metrics_match_a_hand_rollout(do_nothing, normal_env, normal_fns):
         jnp.concatenate([k] * repeat) for k in episode_streams(episode_keys(SEED, EPISODES))
     )
     _, state = normal_fns.reset(reset_keys, params)
-    zeros = {a: jnp.zeros((normal_fns.batch, *env.action_space(a).shape)) for a in env.agents}
+    shapes = {a: (normal_fns.batch, *env.action_space(a).shape) for a in env.agents}
+    zeros = {a: jnp.zeros(shape, jnp.float32) for a, shape in shapes.items()}
     infos = []
     for t in range(1, STEPS + 1):
         keys = step_keys(env_keys, jnp.int32(t))
