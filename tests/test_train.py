@@ -29,6 +29,9 @@ from gridrl.train.config import preset
 from gridrl.train.ppo import trainer_for
 from gridrl.train.run import RunError, from_checkpoint, to_checkpoint, train_run
 
+# orbax's reads leave a harmless "Event loop is closed" behind in its threads
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 TINY = {
     "scenario": "normal",
     "episode_steps": 16,
@@ -151,7 +154,11 @@ def test_sigkill_then_resume_loses_at_most_one_interval(uninterrupted, tmp_path,
     whole_dir, _ = uninterrupted
     run_dir = tmp_path / "killed"
     command = [sys.executable, "-m", "gridrl.cli", "train", "--out", str(run_dir), *SETS]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the same precision as this process (conftest turns x64 on), so that the runs compare exactly
+    environment = {**os.environ, "JAX_ENABLE_X64": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment
+    )
     try:
         deadline = time.monotonic() + 600
         while checkpoint_count(run_dir) == 0 and time.monotonic() < deadline:
