@@ -114,8 +114,8 @@ def test_tensorboard_event_file_holds_the_scalars(tmp_path):
     (file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
     assert file.stat().st_size > 0
     events = _events(tmp_path)
-    assert events[:3] == [(7, "return", 1.5), (7, "loss/value", 0.25), (8, "return", 2.5)]
-    assert events[3][:2] == (8, "loss/value") and math.isnan(events[3][2])
+    # a non-finite value ("no episode ended this update") is no point on the curve
+    assert events == [(7, "return", 1.5), (7, "loss/value", 0.25), (8, "return", 2.5)]
 
 
 def test_read_metrics_names_the_file_and_line(tmp_path):
