@@ -256,3 +256,24 @@ def test_behaviour_cloning_fits_sced_and_then_acts_like_it(trainer):
         )
 
     assert distance(cloned) < 0.5 * distance(state)
+
+
+def test_dagger_labels_the_states_the_clone_visits(trainer):
+    """DAgger's rounds: the agents operate and SCED labels; what SCED leaves off is labelled -1."""
+    from gridrl.train.bc import demonstrations
+
+    sced, key = resolve_policy("sced"), jax.random.key(5)
+    state = trainer.init(jax.random.key(0))  # untrained agents: they operate unlike SCED
+    by_sced = demonstrations(trainer, trainer.env, sced, key)
+    by_agents = demonstrations(trainer, trainer.env, sced, key, learner=state)
+    steps = CONFIG.episode_steps
+    first, last = (
+        [np.asarray(d.obs["world_state"]).reshape(steps, -1)[t] for d in (by_sced, by_agents)]
+        for t in (0, -1)
+    )
+    np.testing.assert_array_equal(*first)  # the same episodes
+    assert not np.allclose(*last)  # driven apart by the agents
+    # SCED never gates nor sheds on normal: every safety label is the far end of "none"
+    safety = trainer.spec.groups.index("safety")
+    for demos in (by_sced, by_agents):
+        np.testing.assert_array_equal(np.asarray(demos.labels[safety]), -1.0)

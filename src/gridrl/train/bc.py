@@ -8,6 +8,12 @@ place in [pmin, available] it reaches: `learned.moves_to_setpoints`), and the ac
 tanh(mean), is fitted to them by least squares (Adam, `bc_lr`, `bc_epochs` passes). The observation
 statistics start from the demonstrations. The demonstrations' episodes come from `seed`-derived
 keys of their own (`fold_in(key(seed), 1_000_003)`), apart from PPO's rollouts.
+
+With `bc_rounds` > 1 the cloning continues as DAgger (Ross et al., 2011): in each later round the
+cloned policy (its mean action) operates `bc_episodes` new episodes of each scenario, the baseline
+labels every state the clone visits with the action it would take there, and the actor is refitted
+on all the labels so far. A clone alone only ever saw the baseline's states and drifts off them;
+the later rounds teach it to recover from its own mistakes.
 """
 
 from __future__ import annotations
@@ -49,10 +55,55 @@ def _decider(policy: Policy, env: GridEnv, episodes: int):
     )
 
 
+def _switched_off(params, actions: dict) -> dict:
+    """Curtailment, shedding and the safety agent's controls mean "none" at any value <= 0 (the
+    environment reads max(a, 0)); where a baseline does none, the label is -1, the far end of that
+    range (the agents' initial action), not its edge at 0, where a clone's small errors would
+    switch them on: a little shedding everywhere."""
+    n_fast = int(params.layout.fast.shape[1])
+    off = lambda a: jnp.where(a <= 0.0, -1.0, a)  # noqa: E731
+    out = dict(actions, safety=off(actions["safety"]))
+    for r in range(params.layout.n_region):
+        name = f"operational_{r}"
+        out[name] = actions[name].at[n_fast:].set(off(actions[name][n_fast:]))
+    return out
+
+
+def _clone(trainer: Trainer, env: GridEnv, state: TrainState):
+    """(key, obs, state) -> batched mean actions of the state's actor (DAgger's operator)."""
+    config, spec = trainer.config, trainer.spec
+    actor, normalizer, params = state.params["actor"], state.obs_norm, env.default_params
+
+    @jax.jit
+    def act(obs, env_state):
+        def one(o, s):
+            return learned.act(
+                env,
+                spec,
+                trainer.network,
+                config.action_mode,
+                actor,
+                normalizer,
+                None,
+                o,
+                s,
+                params,
+            ).actions
+
+        return jax.vmap(one)(obs, env_state)
+
+    return lambda key, obs, env_state: act(obs, env_state)
+
+
 def demonstrations(
-    trainer: Trainer, env: GridEnv, policy: Policy, key: jax.Array
+    trainer: Trainer,
+    env: GridEnv,
+    policy: Policy,
+    key: jax.Array,
+    learner: TrainState | None = None,
 ) -> Demonstrations:
-    """`bc_episodes` episodes of `env` operated by `policy`, as observations and labels."""
+    """`bc_episodes` episodes of `env`, as observations and `policy`'s actions: operated by
+    `policy` itself, or by `learner`'s agents (DAgger: `policy` labels the states they visit)."""
     config, spec = trainer.config, trainer.spec
     episodes, params = config.bc_episodes, env.default_params
     wrapped = AutoReset(env)
@@ -64,6 +115,7 @@ def demonstrations(
         def one(state, actions):
             if config.action_mode == "setpoint":
                 actions = learned.moves_to_setpoints(params, state, actions)
+            actions = _switched_off(params, actions)
             if spec.groups == (JOINT,):
                 joint = jnp.concatenate([actions[a] for a in env.agents])
                 return (joint[None],)
@@ -72,6 +124,7 @@ def demonstrations(
         return jax.vmap(one)(state, actions)
 
     decide = _decider(policy, env, episodes)
+    operate = decide if learner is None else _clone(trainer, env, learner)
     k_reset, k_run = jax.random.split(key)
     obs, state = reset(jax.random.split(k_reset, episodes), params)
     observed, labels = [], []
@@ -80,6 +133,8 @@ def demonstrations(
         actions = decide(k_act, obs, state)
         observed.append(obs)
         labels.append(label(obs, state, actions))
+        if learner is not None:
+            actions = operate(k_act, obs, state)
         obs, state, _, _, _ = step(jax.random.split(k_step, episodes), state, actions, params)
     join = lambda *xs: jnp.concatenate(xs)  # noqa: E731
     return Demonstrations(jax.tree.map(join, *observed), jax.tree.map(join, *labels))
@@ -131,14 +186,22 @@ def fit(trainer: Trainer, state: TrainState, demos: Demonstrations, key: jax.Arr
 
 
 def warm_start(trainer: Trainer, state: TrainState, baseline: str) -> tuple[TrainState, np.ndarray]:
-    """Clone `baseline` (a baseline's name) on the scenarios trained on; (state, losses)."""
+    """Clone `baseline` (a baseline's name) on the scenarios trained on, in `bc_rounds` rounds
+    (the later ones DAgger's); (state, the losses of every round's epochs)."""
     from gridrl.evaluate.runner import resolve_policy
 
     policy = resolve_policy(baseline)
     key = jax.random.fold_in(jax.random.key(trainer.config.seed), DEMO_STREAM)
-    parts = [
-        demonstrations(trainer, env, policy, jax.random.fold_in(key, i))
-        for i, env in enumerate(trainer.envs)
-    ]
-    demos = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
-    return fit(trainer, state, demos, jax.random.fold_in(key, len(parts)))
+    join = lambda *xs: jnp.concatenate(xs)  # noqa: E731
+    demos, losses = None, []
+    for round_ in range(trainer.config.bc_rounds):
+        k_round = jax.random.fold_in(key, round_)
+        learner = state if round_ > 0 else None
+        parts = [
+            demonstrations(trainer, env, policy, jax.random.fold_in(k_round, i), learner)
+            for i, env in enumerate(trainer.envs)
+        ]
+        demos = jax.tree.map(join, *parts) if demos is None else jax.tree.map(join, demos, *parts)
+        state, round_losses = fit(trainer, state, demos, jax.random.fold_in(k_round, len(parts)))
+        losses.append(round_losses)
+    return state, np.concatenate(losses)

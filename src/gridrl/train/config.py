@@ -54,6 +54,7 @@ class GridRLConfig:
     value_clip_eps: float = 0.2
     vf_coef: float = 0.5
     entropy_coef: float = 0.001
+    critic_warmup_updates: int = 0  # the first N updates fit the critic alone (after a warm start)
     loss_weight_strategic: float = 1.0
     loss_weight_operational: float = 1.0
     loss_weight_safety: float = 1.0
@@ -79,6 +80,7 @@ class GridRLConfig:
     bc_episodes: int = 8
     bc_epochs: int = 200
     bc_lr: float = 1e-3
+    bc_rounds: int = 1  # 1: plain cloning; more: DAgger rounds on the clone's own states
     # --- bookkeeping
     checkpoint_every: int = 10  # updates
     keep_checkpoints: int = 3
@@ -163,6 +165,7 @@ class GridRLConfig:
             (self.token % self.heads == 0, "token must be divisible by heads"),
             (min(self.hidden, self.token, self.heads, self.critic_hidden) >= 1, "sizes >= 1"),
             (self.strategic_interval >= 1, "strategic_interval must be >= 1"),
+            (self.critic_warmup_updates >= 0, "critic_warmup_updates must be >= 0"),
             (0.0 <= self.shared_reward <= 1.0, "shared_reward must be in [0, 1]"),
             (self.reward_scale > 0, "reward_scale must be > 0"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
@@ -170,7 +173,10 @@ class GridRLConfig:
             (self.eval_every >= 0, "eval_every must be >= 0"),
             (self.eval_episodes >= 1 and self.eval_episode_steps >= 1, "eval counts >= 1"),
             (0 <= self.seed < 2**31 and 0 <= self.eval_seed < 2**31, "seeds in [0, 2^31)"),
-            (self.bc_episodes >= 1 and self.bc_epochs >= 0, "bc_episodes >= 1, bc_epochs >= 0"),
+            (
+                self.bc_episodes >= 1 and self.bc_epochs >= 0 and self.bc_rounds >= 1,
+                "bc_episodes >= 1, bc_epochs >= 0, bc_rounds >= 1",
+            ),
             (
                 self.bc_from in ("", "sced", *HEURISTICS),
                 f"bc_from must be '' (none), 'sced' or one of {HEURISTICS}",

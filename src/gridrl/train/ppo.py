@@ -282,8 +282,10 @@ class Trainer:
         clipped = jnp.clip(ratio, 1.0 - self.clip, 1.0 + self.clip)
         surrogate = -jnp.minimum(ratio * adv, clipped * adv)
         per_agent = lambda x: jnp.sum(x * mask, 0) / jnp.maximum(jnp.sum(mask, 0), 1.0)  # noqa: E731
-        policy_loss = jnp.sum(self.weight * per_agent(surrogate))
-        entropy_term = jnp.sum(self.weight * per_agent(entropy))
+        # a warm-started actor waits while the critic learns its values (no noisy advantages)
+        acting = (train.update >= cfg.critic_warmup_updates).astype(jnp.float32)
+        policy_loss = acting * jnp.sum(self.weight * per_agent(surrogate))
+        entropy_term = acting * jnp.sum(self.weight * per_agent(entropy))
         value = self._values(train, params["critic"], traj.world)
         normalised_targets = value_norm.normalize(targets)
         value_clipped = traj.value + jnp.clip(
