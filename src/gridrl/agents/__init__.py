@@ -8,10 +8,19 @@ still gives a baseline's bare function of one grid, `act(key, obs, state, params
 
 from gridrl.agents.actions import encode
 from gridrl.agents.heuristics import HEURISTICS, HeuristicPolicy, heuristic
-from gridrl.agents.policy import ActFn, HostPolicy, HostStepper, JaxPolicy, Policy, PolicySpec
+from gridrl.agents.policy import (
+    PRETRAINED,
+    ActFn,
+    HostPolicy,
+    HostStepper,
+    JaxPolicy,
+    Policy,
+    PolicySpec,
+)
 
 __all__ = [
     "HEURISTICS",
+    "PRETRAINED",
     "ActFn",
     "HeuristicPolicy",
     "HostPolicy",

@@ -57,6 +57,8 @@ from gridrl.env.state import EnvParams, EnvState
 Actions = dict[str, jax.Array]
 ActFn = Callable[[Any, jax.Array, dict, EnvState, EnvParams], Actions]
 
+PRETRAINED = "pretrained"  # the agents shipped with the package (gridrl.agents.trained)
+
 
 @runtime_checkable
 class Policy(Protocol):

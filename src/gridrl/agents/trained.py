@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from gridrl.agents import checkpoint, learned
 from gridrl.agents.networks import JOINT, AgentSpec, NetworkConfig, init_params
-from gridrl.agents.policy import ActFn
+from gridrl.agents.policy import PRETRAINED, ActFn
 from gridrl.env.core import GridEnv
 
 Array = jax.Array
@@ -99,8 +99,9 @@ class TrainedPolicy:
     weights: Any = field(repr=False)
 
 
-def load_policy(path: str | Path) -> TrainedPolicy:
-    """The trained policy of a checkpoint (a run folder: its latest checkpoint)."""
+def load_policy(path: str | Path, name: str | None = None) -> TrainedPolicy:
+    """The trained policy of a checkpoint (a run folder: its latest checkpoint), named `name`
+    (by default `<run>@<update>`)."""
     folder = checkpoint.resolve(path)
     meta = checkpoint.read_meta(folder)
     try:
@@ -111,7 +112,30 @@ def load_policy(path: str | Path) -> TrainedPolicy:
         ) from None
     weights, _ = checkpoint.restore(folder, {POLICY: spec.abstract_weights()}, subtree=True)
     run = folder.parents[1].name  # RUN_DIR/checkpoints/<step>
-    return TrainedPolicy(f"{run}@{meta['step']}", spec, _as_jax(weights[POLICY]))
+    return TrainedPolicy(name or f"{run}@{meta['step']}", spec, _as_jax(weights[POLICY]))
+
+
+def export_policy(source: str | Path, out_dir: str | Path) -> Path:
+    """A checkpoint of the policy alone (the actor's parameters and the observation statistics,
+    with the run's config in its meta) from `source` (a run folder or one of its checkpoints),
+    as `out_dir/checkpoints/<update>`: what a shipped agent needs, without the critic and the
+    optimiser's state. Returns its folder."""
+    folder = checkpoint.resolve(source)
+    meta = checkpoint.read_meta(folder)
+    policy = load_policy(folder)
+    names = ("run_format", "config", POLICY, "updates", "env_steps")
+    kept = {k: meta[k] for k in names if k in meta}
+    return checkpoint.save(out_dir, int(meta["step"]), {POLICY: policy.weights}, kept, keep=1)
+
+
+def pretrained_path() -> Path:
+    """The folder of the agents shipped with the package (docs/results.md: how they were made)."""
+    return Path(__file__).parent / PRETRAINED / "hmappo"
+
+
+def load_pretrained() -> TrainedPolicy:
+    """The shipped hierarchical agents for the built-in 118-bus grid."""
+    return load_policy(pretrained_path(), name=PRETRAINED)
 
 
 def _as_jax(tree):

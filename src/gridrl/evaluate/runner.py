@@ -34,7 +34,15 @@ import jax.numpy as jnp
 import numpy as np
 
 import gridrl
-from gridrl.agents import HEURISTICS, HeuristicPolicy, HostPolicy, JaxPolicy, Policy, PolicySpec
+from gridrl.agents import (
+    HEURISTICS,
+    PRETRAINED,
+    HeuristicPolicy,
+    HostPolicy,
+    JaxPolicy,
+    Policy,
+    PolicySpec,
+)
 from gridrl.cases import Grid, load
 from gridrl.env import SCENARIOS, GridEnv, exogenous, make
 from gridrl.env.config import STEP_MINUTES
@@ -74,6 +82,8 @@ def resolve_policy(policy: str | os.PathLike | Policy) -> Policy:
     when it is one; a clear `EvaluationError` for anything else."""
     if isinstance(policy, str) and policy in BASELINE_POLICIES:
         return BASELINE_POLICIES[policy]
+    if isinstance(policy, str) and policy == PRETRAINED:
+        return _load_trained(PRETRAINED)
     if isinstance(policy, str | os.PathLike):
         if not Path(policy).exists():
             raise EvaluationError(
@@ -84,15 +94,16 @@ def resolve_policy(policy: str | os.PathLike | Policy) -> Policy:
     return _checked(policy)
 
 
-def _load_trained(path: Path) -> Policy:
+def _load_trained(path: Path | str) -> Policy:
+    """The trained policy at `path`, or the shipped one for `PRETRAINED`."""
     try:  # imported here: the baselines never need the networks, flax or orbax
-        from gridrl.agents.trained import load_policy
+        from gridrl.agents.trained import load_policy, load_pretrained
     except ImportError as error:
         raise EvaluationError(
-            f"{str(path)!r} is a path, but trained agents cannot be loaded: {error}"
+            f"{str(path)!r} is a trained policy, but trained agents cannot be loaded: {error}"
         ) from error
     try:
-        return load_policy(path)
+        return load_pretrained() if path == PRETRAINED else load_policy(path)
     except (ValueError, OSError) as error:
         raise EvaluationError(f"cannot load the policy at {str(path)!r}: {error}") from error
 

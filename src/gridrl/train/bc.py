@@ -18,6 +18,7 @@ the later rounds teach it to recover from its own mistakes.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -69,46 +70,13 @@ def _switched_off(params, actions: dict) -> dict:
     return out
 
 
-def _clone(trainer: Trainer, env: GridEnv, state: TrainState):
-    """(key, obs, state) -> batched mean actions of the state's actor (DAgger's operator)."""
-    config, spec = trainer.config, trainer.spec
-    actor, normalizer, params = state.params["actor"], state.obs_norm, env.default_params
-
-    @jax.jit
-    def act(obs, env_state):
-        def one(o, s):
-            return learned.act(
-                env,
-                spec,
-                trainer.network,
-                config.action_mode,
-                actor,
-                normalizer,
-                None,
-                o,
-                s,
-                params,
-            ).actions
-
-        return jax.vmap(one)(obs, env_state)
-
-    return lambda key, obs, env_state: act(obs, env_state)
-
-
-def demonstrations(
-    trainer: Trainer,
-    env: GridEnv,
-    policy: Policy,
-    key: jax.Array,
-    learner: TrainState | None = None,
-) -> Demonstrations:
-    """`bc_episodes` episodes of `env`, as observations and `policy`'s actions: operated by
-    `policy` itself, or by `learner`'s agents (DAgger: `policy` labels the states they visit)."""
-    config, spec = trainer.config, trainer.spec
-    episodes, params = config.bc_episodes, env.default_params
-    wrapped = AutoReset(env)
+@functools.lru_cache(maxsize=16)
+def _episode_fns(trainer: Trainer, env: GridEnv):
+    """(reset, step, label, clone) of `env`'s batched episodes, jitted once per trainer and env:
+    the clone's weights are an argument, so every DAgger round shares one compilation."""
+    config, spec, params = trainer.config, trainer.spec, env.default_params
     reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-    step = jax.jit(jax.vmap(wrapped.step, in_axes=(0, 0, 0, None)))
+    step = jax.jit(jax.vmap(AutoReset(env).step, in_axes=(0, 0, 0, None)))
 
     @jax.jit
     def label(obs, state, actions):
@@ -123,18 +91,41 @@ def demonstrations(
 
         return jax.vmap(one)(state, actions)
 
+    @jax.jit
+    def clone(actor, normalizer, obs, state):
+        """The mean actions of the agents `actor` (DAgger's operator)."""
+
+        def one(o, s):
+            mode, network = config.action_mode, trainer.network
+            return learned.act(env, spec, network, mode, actor, normalizer, None, o, s, params)
+
+        return jax.vmap(one)(obs, state).actions
+
+    return reset, step, label, clone
+
+
+def demonstrations(
+    trainer: Trainer,
+    env: GridEnv,
+    policy: Policy,
+    key: jax.Array,
+    learner: TrainState | None = None,
+) -> Demonstrations:
+    """`bc_episodes` episodes of `env`, as observations and `policy`'s actions: operated by
+    `policy` itself, or by `learner`'s agents (DAgger: `policy` labels the states they visit)."""
+    episodes, params = trainer.config.bc_episodes, env.default_params
+    reset, step, label, clone = _episode_fns(trainer, env)
     decide = _decider(policy, env, episodes)
-    operate = decide if learner is None else _clone(trainer, env, learner)
     k_reset, k_run = jax.random.split(key)
     obs, state = reset(jax.random.split(k_reset, episodes), params)
     observed, labels = [], []
-    for t in range(config.episode_steps):
+    for t in range(trainer.config.episode_steps):
         k_act, k_step = jax.random.split(jax.random.fold_in(k_run, t))
         actions = decide(k_act, obs, state)
         observed.append(obs)
         labels.append(label(obs, state, actions))
         if learner is not None:
-            actions = operate(k_act, obs, state)
+            actions = clone(learner.params["actor"], learner.obs_norm, obs, state)
         obs, state, _, _, _ = step(jax.random.split(k_step, episodes), state, actions, params)
     join = lambda *xs: jnp.concatenate(xs)  # noqa: E731
     return Demonstrations(jax.tree.map(join, *observed), jax.tree.map(join, *labels))
