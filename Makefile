@@ -18,9 +18,10 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
-# the main job: train the quick preset, evaluate it beside the baselines over the six scenarios
-# (evaluation seed 0, never a training seed), then the HTML report with the learning curves
-BASELINES := sced do_nothing proportional emergency
+# the main job: train the quick preset, evaluate it beside the shipped pretrained agents and the
+# baselines over the six scenarios (evaluation seed 0, never a training seed), then the HTML report
+# with the learning curves
+BASELINES := pretrained sced do_nothing proportional emergency
 EPISODES ?= 2
 TRAIN_SEED ?= 1
 RUN_DIR := results/quick

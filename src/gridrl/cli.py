@@ -301,7 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--policy",
         required=True,
-        help="baseline name (do_nothing, sced, ...) or trained run folder, comma-separated",
+        help="baseline name (do_nothing, sced, ...), pretrained, or a trained run folder; "
+        "comma-separated",
     )
     run.add_argument("--scenario", default="all", help="scenario name, comma-separated, or all")
     run.add_argument("--episodes", type=int, default=4, help="episodes per scenario")
