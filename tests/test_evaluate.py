@@ -21,7 +21,7 @@ from gridrl.agents import encode
 from gridrl.cli import main
 from gridrl.env.config import STEP_MINUTES
 from gridrl.env.dispatch import step_ramp
-from gridrl.evaluate import metrics
+from gridrl.evaluate import metrics, runner
 from gridrl.evaluate.runner import (
     BASELINES,
     EvaluationError,
@@ -332,6 +332,8 @@ def test_a_trained_run_loads_by_its_path(tmp_path, monkeypatch, capsys):
         return RampPolicy(f"{Path(path).name}@5", 0.25)
 
     fake_trained(monkeypatch, load_policy)
+    released = []  # between policies the CLI drops the compiled programs (not here: shared)
+    monkeypatch.setattr(runner, "release_compiled", lambda: released.append(True))
     assert resolve_policy(str(run_dir)) == RampPolicy("run@5", 0.25)
     out = tmp_path / "{policy}.json"
     argv = ["evaluate", "--policy", f"do_nothing,{run_dir}", "--scenario", "normal"]
@@ -341,6 +343,7 @@ def test_a_trained_run_loads_by_its_path(tmp_path, monkeypatch, capsys):
     written = json.loads((tmp_path / "run@5.json").read_text())
     assert written["policy"] == written["scenarios"]["normal"]["policy"] == "run@5"
     assert json.loads((tmp_path / "do_nothing.json").read_text())["policy"] == "do_nothing"
+    assert released == [True]
     not_a_run = tmp_path / "agent.ckpt"
     not_a_run.write_text("")
     with pytest.raises(

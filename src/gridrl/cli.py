@@ -133,7 +133,12 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
     """Run policies over seeded episodes of the scenarios; summary table and JSON per policy."""
     from rich.progress import Progress
 
-    from gridrl.evaluate.runner import EvaluationError, resolve_policies, write_json
+    from gridrl.evaluate.runner import (
+        EvaluationError,
+        release_compiled,
+        resolve_policies,
+        write_json,
+    )
     from gridrl.evaluate.runner import evaluate as run_evaluation
 
     try:  # every policy resolved (a checkpoint loaded) before the first one runs
@@ -144,7 +149,9 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
     if len(policies) > 1 and args.json is not None and "{policy}" not in args.json:
         console.print("[red]error:[/red] with several policies, --json needs a {policy} field")
         return 2
-    for policy in policies:  # one process: the SCED reference runs once for all of them
+    for i, policy in enumerate(policies):  # one process: the SCED reference runs once for all
+        if i > 0:
+            release_compiled()
         try:
             with Progress(console=console, transient=True) as progress:
                 document = run_evaluation(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gc
 import json
 import os
 import platform
@@ -97,13 +98,13 @@ def resolve_policy(policy: str | os.PathLike | Policy) -> Policy:
 def _load_trained(path: Path | str) -> Policy:
     """The trained policy at `path`, or the shipped one for `PRETRAINED`."""
     try:  # imported here: the baselines never need the networks, flax or orbax
-        from gridrl.agents.trained import load_policy, load_pretrained
+        from gridrl.agents import trained
     except ImportError as error:
         raise EvaluationError(
             f"{str(path)!r} is a trained policy, but trained agents cannot be loaded: {error}"
         ) from error
     try:
-        return load_pretrained() if path == PRETRAINED else load_policy(path)
+        return trained.load_pretrained() if path == PRETRAINED else trained.load_policy(path)
     except (ValueError, OSError) as error:
         raise EvaluationError(f"cannot load the policy at {str(path)!r}: {error}") from error
 
@@ -239,6 +240,15 @@ def jax_rollout(env: GridEnv, spec: PolicySpec, weights, keys: jax.Array, params
     steps = jnp.arange(1, env.config.episode_steps + 1)
     (_, _, totals), rows = jax.lax.scan(body, initial, steps)
     return totals, rows
+
+
+def release_compiled() -> None:
+    """Drop every compiled program of the process (the next evaluation compiles again). XLA's CPU
+    code stays mapped while its program is cached, about 2,000 memory maps per scenario and
+    policy: evaluating six policies on six scenarios in one process reached the kernel's limit
+    (vm.max_map_count, 65,530) and crashed. Host rollouts (SCED's reference) are results, kept."""
+    jax.clear_caches()
+    gc.collect()
 
 
 def run_jax_policy(env: GridEnv, policy: JaxPolicy, keys: jax.Array) -> Rollout:
