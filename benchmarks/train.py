@@ -5,8 +5,8 @@ single-grid decision latency; the trainer's compile time per preset.
     python benchmarks/train.py [--quick]
     python benchmarks/train.py --render-only    # the docs section again, from the JSON
 
-Training: `Trainer(preset("default"))` (ieee118, `normal`, DC, 64 grids x 64 steps per update,
-4 epochs x 4 minibatches), `trainer.updates` compiled once for one update (timed: that is the
+Training: `Trainer(preset("default"))` (ieee118, `normal`, DC, the preset's grids x steps per
+update, epochs and minibatches), `trainer.updates` compiled once for one update (timed: that is the
 default preset's compile time), one update run untimed, then chunks of updates timed. The
 environment alone: benchmarks/env.py's `gridrl_steps_per_second` at the same batch (random
 actions, no policy). Grid2Op: benchmarks/env_grid2op.py's `grid2op_steps_per_second`. Decision

@@ -30,8 +30,18 @@ def _cell(value, fmt: str) -> str:
     return "–" if value is None else fmt.format(value)
 
 
+def _with_gap(result: dict, sced: dict | None) -> dict:
+    """The result with its cost gap to SCED's on the same episodes (for a document evaluated
+    without the SCED reference, `--no-sced-reference`)."""
+    if result.get("cost_gap_vs_sced") is not None or sced is None:
+        return result
+    gap = result["operating_cost_per_hour"] / sced["operating_cost_per_hour"] - 1.0
+    return result | {"cost_gap_vs_sced": gap}
+
+
 def scenario_tables(documents: dict[str, dict]) -> str:
     first = next(iter(documents.values()))
+    sced = documents.get("sced")
     lines = []
     for scenario in first["scenarios"]:
         lines += [f"#### {scenario}", ""]
@@ -40,6 +50,7 @@ def scenario_tables(documents: dict[str, dict]) -> str:
         for name, document in documents.items():
             result = document["scenarios"].get(scenario)
             if result is not None:
+                result = _with_gap(result, sced and sced["scenarios"].get(scenario))
                 cells = (_cell(result.get(key), fmt) for _, key, fmt in COLUMNS)
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -277,3 +277,24 @@ def test_dagger_labels_the_states_the_clone_visits(trainer):
     safety = trainer.spec.groups.index("safety")
     for demos in (by_sced, by_agents):
         np.testing.assert_array_equal(np.asarray(demos.labels[safety]), -1.0)
+
+
+def test_a_run_starts_from_another_runs_agents(uninterrupted, trainer, tmp_path):
+    from gridrl.train.ppo import Trainer
+    from gridrl.train.run import initial_agents
+
+    run_dir, _ = uninterrupted
+    config = CONFIG.override({"init_from": str(run_dir)})
+    started = initial_agents(Trainer(config, trainer.envs), trainer.init(jax.random.key(3)))
+    source = load_policy(run_dir).weights
+    for ours, theirs in zip(
+        leaves((started.params["actor"], started.obs_norm)),
+        leaves((source["actor"], source["obs_norm"])),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+    # a source that is not a checkpoint is refused before anything is written
+    missing = CONFIG.override({"init_from": str(tmp_path / "nowhere")})
+    with pytest.raises(RunError, match=r"init_from .*nowhere"):
+        train_run(missing, tmp_path / "new")
+    assert not (tmp_path / "new" / "config.json").exists()

@@ -187,7 +187,8 @@ def warm_start(trainer: Trainer, state: TrainState, baseline: str) -> tuple[Trai
     demos, losses = None, []
     for round_ in range(trainer.config.bc_rounds):
         k_round = jax.random.fold_in(key, round_)
-        learner = state if round_ > 0 else None
+        # agents that already act (a run started from another's) are DAgger's from the start
+        learner = state if round_ > 0 or trainer.config.init_from else None
         parts = [
             demonstrations(trainer, env, policy, jax.random.fold_in(k_round, i), learner)
             for i, env in enumerate(trainer.envs)

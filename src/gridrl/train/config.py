@@ -75,7 +75,8 @@ class GridRLConfig:
     heads: int = 8
     critic_hidden: int = 256
     log_std_init: float = -0.5
-    # --- warm start: behaviour cloning from a baseline's actions before PPO
+    # --- warm start: another run's agents, then behaviour cloning from a baseline's actions
+    init_from: str = ""  # a run folder or checkpoint whose agents (actor, statistics) start it
     bc_from: str = ""  # "" (none), "sced" or a heuristic's name
     bc_episodes: int = 8
     bc_epochs: int = 200

@@ -111,6 +111,25 @@ def evaluation_scalars(document: dict) -> dict[str, float]:
     }
 
 
+def initial_agents(trainer: Trainer, state: TrainState) -> TrainState:
+    """The state with the agents of `init_from` (their actor and observation statistics)."""
+    from gridrl.agents.trained import load_policy
+
+    source = trainer.config.init_from
+    try:
+        policy = load_policy(source)
+    except (ValueError, OSError) as error:
+        raise RunError(f"init_from {source}: {error}") from None
+    if policy.spec != learned_spec(trainer):
+        raise RunError(
+            f"init_from {source}: its agents differ from this run's (network, action mode "
+            "or shapes); train with the same algorithm and network sizes"
+        )
+    weights = policy.weights
+    params = dict(state.params, actor=weights["actor"])
+    return state._replace(params=params, obs_norm=weights["obs_norm"])
+
+
 def load_config(run_dir: Path) -> GridRLConfig:
     path = run_dir / CONFIG_FILE
     try:
@@ -134,6 +153,11 @@ def prepare(config: GridRLConfig | None, run_dir: Path, resume: bool) -> GridRLC
         )
     if config is None:
         raise RunError(f"{run_dir}: no config to start a new run with")
+    if config.init_from:  # a missing or broken source is refused before any work
+        try:
+            checkpoint.read_meta(checkpoint.resolve(config.init_from))
+        except (ValueError, OSError) as error:
+            raise RunError(f"init_from {config.init_from}: {error}") from None
     io.atomic_write_text(run_dir / CONFIG_FILE, config.to_json() + "\n")
     return config
 
@@ -158,10 +182,11 @@ def train_run(
     on_update: Callable[[int, int, int, dict], None] | None = None,
     evaluate_policy: Callable[[Trainer, TrainState], dict] | None = None,
 ) -> RunResult:
-    """Train (or resume) the run in `run_dir`, after a behaviour-cloning warm start if the config
-    asks for one (checkpoint 0). `on_update(update, total, env_steps, scalars)` follows each
-    update (a progress bar); `evaluate_policy(trainer, state)` evaluates held-out episodes (an
-    evaluation document: periodically, logged, and at the end, written to evaluation.json)."""
+    """Train (or resume) the run in `run_dir`, from another run's agents (`init_from`) and after a
+    behaviour-cloning warm start if the config asks for them (checkpoint 0).
+    `on_update(update, total, env_steps, scalars)` follows each update (a progress bar);
+    `evaluate_policy(trainer, state)` evaluates held-out episodes (an evaluation document:
+    periodically, logged, and at the end, written to evaluation.json)."""
     run_dir = Path(run_dir)
     config = prepare(config, run_dir, resume)
     if resume and checkpoint.latest(run_dir) is not None:  # a mismatch is refused before any work
@@ -178,10 +203,14 @@ def train_run(
     total = config.num_updates
     done = int(state.update)
     with logger:
-        if config.bc_from and done == 0 and checkpoint.latest(run_dir) is None:
+        fresh = done == 0 and checkpoint.latest(run_dir) is None
+        if fresh and config.init_from:
+            state = initial_agents(trainer, state)
+        if fresh and config.bc_from:
             state, losses = warm_start(trainer, state, config.bc_from)
             for epoch, loss in enumerate(losses):
                 logger.log(0, {"bc/epoch": epoch, "bc/loss": float(loss)})
+        if fresh and (config.init_from or config.bc_from):
             checkpoint.save(run_dir, 0, to_checkpoint(state), meta | {"updates": 0, "env_steps": 0})
         for n in _chunks(done, total, config.checkpoint_every):
             state, metrics = trainer.updates(state, n)
