@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import functools
 import gc
+import importlib
 import json
 import os
 import platform
@@ -98,11 +99,14 @@ def resolve_policy(policy: str | os.PathLike | Policy) -> Policy:
 def _load_trained(path: Path | str) -> Policy:
     """The trained policy at `path`, or the shipped one for `PRETRAINED`."""
     try:  # imported here: the baselines never need the networks, flax or orbax
-        from gridrl.agents import trained
+        trained = importlib.import_module("gridrl.agents.trained")
     except ImportError as error:
-        raise EvaluationError(
-            f"{str(path)!r} is a trained policy, but trained agents cannot be loaded: {error}"
-        ) from error
+        what = (
+            "the pretrained agents cannot be loaded"
+            if path == PRETRAINED
+            else f"{str(path)!r} is a path, but trained agents cannot be loaded"
+        )
+        raise EvaluationError(f"{what}: {error}") from error
     try:
         return trained.load_pretrained() if path == PRETRAINED else trained.load_policy(path)
     except (ValueError, OSError) as error:
