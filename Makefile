@@ -21,14 +21,14 @@ $(VENV)/.installed-bench: $(STAMP)
 # the main job: train the quick preset, evaluate it beside the shipped pretrained agents and the
 # baselines over the six scenarios (evaluation seed 0, never a training seed), then the HTML report
 # with the learning curves
-BASELINES := pretrained sced do_nothing proportional emergency
+POLICIES := pretrained sced do_nothing proportional emergency
 EPISODES ?= 2
 TRAIN_SEED ?= 1
 RUN_DIR := results/quick
 run: $(STAMP)
 	rm -rf $(RUN_DIR) results/evaluation
 	$(BIN)/gridrl train --preset quick --seed $(TRAIN_SEED) --out $(RUN_DIR)
-	$(BIN)/gridrl evaluate --policy $(subst $(space),$(comma),$(BASELINES) $(RUN_DIR)) \
+	$(BIN)/gridrl evaluate --policy $(subst $(space),$(comma),$(POLICIES) $(RUN_DIR)) \
 		--scenario all --episodes $(EPISODES) --seed 0 --json results/evaluation/{policy}.json
 	$(BIN)/gridrl report $(RUN_DIR) results/evaluation/*.json --out results/report.html
 

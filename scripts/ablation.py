@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gridrl import io
-from gridrl.evaluate.runner import evaluate
+from gridrl.evaluate.runner import evaluate, release_compiled
 from gridrl.train import preset, train_run
 from gridrl.train.config import ALGORITHMS
 from gridrl.train.logging import read_metrics
@@ -53,6 +53,7 @@ def train_all(args) -> dict[str, list[Path]]:
                 resume = (run_dir / "config.json").exists()
                 print(f"training {run_dir} ({'resumed' if resume else 'new'})", flush=True)
                 train_run(None if resume else config, run_dir, resume=resume)
+                release_compiled()  # twelve runs' programs would exhaust the memory maps
             runs.setdefault(algorithm, []).append(run_dir)
     return runs
 
@@ -80,6 +81,7 @@ def evaluations(args, runs: dict[str, list[Path]]) -> dict[str, dict]:
             evaluate(d, "all", episodes=args.episodes, seed=args.eval_seed, sced_reference=False)
             for d in run_dirs
         ]
+        release_compiled()
         table[algorithm] = {
             scenario: {
                 key: {
