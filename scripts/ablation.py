@@ -16,12 +16,13 @@ operating cost against env-steps).
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
 
-from gridrl import io
 from gridrl.evaluate.runner import evaluate, release_compiled
+from gridrl.io import atomic_write_bytes, write_json
 from gridrl.train import preset, train_run
 from gridrl.train.config import ALGORITHMS
 from gridrl.train.logging import read_metrics
@@ -111,7 +112,9 @@ def curves_figure(summary: dict, path: Path) -> None:
         ax.set_xlabel("env-steps")
     axes[0].legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def main() -> None:
@@ -143,7 +146,7 @@ def main() -> None:
             for a in runs
         },
     }
-    io.write_json(args.results / "summary.json", summary)
+    write_json(args.results / "summary.json", summary)
     curves_figure(summary, args.results / "curves.png")
     print(f"written: {args.results / 'summary.json'}, {args.results / 'curves.png'}")
 
