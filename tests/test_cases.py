@@ -191,3 +191,26 @@ def test_load_pandapower_case_by_name() -> None:
     assert load("case14") is grid  # built once per process
     with pytest.raises(ValueError, match="read-only"):
         grid.pd[0] = 0.0
+
+
+def test_an_infinite_number_outside_the_limits(tmp_path: Path) -> None:
+    message = _broken(tmp_path, "2  1  50  10", "2  1  Inf  10")
+    assert f"{tmp_path / 'case.m'}, line 7: matrix 'bus', row 2, column 3" in message
+    assert "inf is not a finite number (only limits may be Inf)" in message
+    message = _broken(tmp_path, "2  3  0.01  0.1  0  0", "2  3  0.01  -Inf  0  0")
+    assert "line 21: matrix 'branch', row 3, column 4: -inf is not a finite" in message
+    message = _broken(tmp_path, "mpc.baseMVA = 100;", "mpc.baseMVA = Inf;")
+    assert "line 4: baseMVA must be positive and finite, got inf" in message
+
+
+def test_a_zero_impedance_branch_is_refused_unless_out_of_service(tmp_path: Path) -> None:
+    message = _broken(tmp_path, "2  3  0.01  0.1  0  0", "2  3  0  0  0  0")
+    assert f"{tmp_path / 'case.m'}, line 21: matrix 'branch', row 3" in message
+    assert "branch 2-3 has zero impedance (r = x = 0)" in message
+    assert "x = 1e-4 p.u." in message and "BR_STATUS = 0" in message
+    message = _broken(tmp_path, "2  3  0.01  0.1  0  0", "2  3  0.01  0  0  0")
+    assert "branch 2-3 has zero reactance (x = 0)" in message
+    out = VALID.replace(
+        "2  3  0.01  0.1  0  0  0  0  0.98  2  1", "2  3  0  0  0  0  0  0  0.98  2  0"
+    )
+    assert read_matpower(_write(tmp_path, out)).n_branch == 3

@@ -88,11 +88,14 @@ def _rows(body: str, first_line: int) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _matrix(fields: dict[str, _Field], name: str, source: str) -> np.ndarray | None:
-    """A numeric matrix field, checked for shape and numbers; None where the file lacks it."""
+def _matrix(
+    fields: dict[str, _Field], name: str, source: str
+) -> tuple[np.ndarray | None, list[int]]:
+    """A numeric matrix field, checked for shape and numbers, and the file line of each row;
+    (None, []) where the file lacks it."""
     field = fields.get(name)
     if field is None:
-        return None
+        return None, []
     if not field.is_matrix:
         raise CaseError(f"{source}, line {field.line}: matrix '{name}' is not a [ ... ] matrix")
     rows = _rows(field.text, field.line)
@@ -116,7 +119,7 @@ def _matrix(fields: dict[str, _Field], name: str, source: str) -> np.ndarray | N
                 raise CaseError(
                     f"{where}, column {column + 1}: '{entry}' is not a number"
                 ) from None
-    return values
+    return values, [line for line, _ in rows]
 
 
 def _base_mva(fields: dict[str, _Field], source: str) -> float:
@@ -157,9 +160,9 @@ def read_matpower(path: str | os.PathLike) -> Grid:
         )
     _check_version(fields, source)
     ppc = {"baseMVA": _base_mva(fields, source)}
+    lines = {"baseMVA": [fields["baseMVA"].line]}
     for name in MATRICES:
-        matrix = _matrix(fields, name, source)
-        if matrix is None and name != "gencost":
+        ppc[name], lines[name] = _matrix(fields, name, source)
+        if ppc[name] is None and name != "gencost":
             raise CaseError(f"{source}: the case has no '{name}' matrix (mpc.{name} = [ ... ];)")
-        ppc[name] = matrix
-    return from_ppc(ppc, name=path.stem, source=source)
+    return from_ppc(ppc, name=path.stem, source=source, lines=lines)
