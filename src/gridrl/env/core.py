@@ -10,6 +10,8 @@ the episode. Both functions jit once and vmap over a batch of grids (`jax.vmap(e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -201,6 +203,26 @@ class GridEnv:
             return agent
         raise KeyError(f"unknown agent {agent!r}; agents are {list(self.agents)}")
 
+    def _checked_actions(self, actions: Mapping[str, Array]) -> dict[str, Array]:
+        """Every agent's action, in agent order. Checked in Python, where shapes are static: a
+        missing, unknown or misshapen action fails at trace time (free under jit) with a
+        message naming the agent, instead of deep in decoding or not at all."""
+        missing = [a for a in self.agents if a not in actions]
+        unknown = sorted(set(actions) - set(self.agents), key=str)
+        if missing or unknown:
+            raise ValueError(
+                f"env.step: actions must be given for exactly the agents {list(self.agents)}; "
+                f"missing: {missing}, unknown: {unknown}"
+            )
+        for agent in self.agents:
+            expected, given = (self._action_sizes[agent],), jnp.shape(actions[agent])
+            if given != expected:  # under vmap: the shape of one sample
+                raise ValueError(
+                    f"env.step: the action of {agent!r} has shape {given}, expected {expected} "
+                    f"(env.action_space({agent!r}))"
+                )
+        return {a: actions[a] for a in self.agents}
+
     # --- episode start -----------------------------------------------------------------
 
     def _events(self, key: jax.Array, params: EnvParams, n_branch: int):
@@ -336,7 +358,7 @@ class GridEnv:
         config, scenario = self.config, self.config.scenario
         grid, layout = params.grid, params.layout
         k_noise, k_forecast = jax.random.split(key)
-        actions, sanitized = dispatch.sanitize({a: actions[a] for a in self.agents}, grid.pd.dtype)
+        actions, sanitized = dispatch.sanitize(self._checked_actions(actions), grid.pd.dtype)
         decoded = dispatch.decode(actions, layout)
         step = (state.step + 1).astype(jnp.int32)
         noise = exogenous.advance_noise(k_noise, state.noise, params, scenario)
