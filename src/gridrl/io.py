@@ -62,8 +62,19 @@ def fsync_dir(folder: StrPath) -> None:
 
 
 def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
-    """Write `data` to `path` atomically (creating its folders); returns the path."""
+    """Write `data` to `path` atomically (creating its folders); returns the path. An OSError
+    (a full disk, a read-only folder) names `path`, not the temporary file."""
     path = Path(path)
+    try:
+        _write_and_replace(path, data)
+    except OSError as error:
+        reason = f"{error.strerror or error} (the file is unchanged)"
+        raise OSError(error.errno, reason, str(path)) from error
+    fsync_dir(path.parent)
+    return path
+
+
+def _write_and_replace(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -78,8 +89,6 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
-    return path
 
 
 def atomic_write_text(path: StrPath, text: str, encoding: str = "utf-8") -> Path:

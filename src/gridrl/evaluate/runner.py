@@ -23,7 +23,6 @@ import datetime
 import functools
 import gc
 import importlib
-import json
 import os
 import platform
 import time
@@ -36,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gridrl
+from gridrl import io
 from gridrl.agents import (
     HEURISTICS,
     PRETRAINED,
@@ -60,6 +60,8 @@ BASELINE_POLICIES: dict[str, Policy] = {n: HeuristicPolicy(n) for n in HEURISTIC
 BASELINE_POLICIES[SCED] = REFERENCE
 BASELINES = tuple(BASELINE_POLICIES)
 SEED_STRIDE = 1000  # episode i of seed S is recorded as S·SEED_STRIDE + i
+SEED_LIMIT = 2**32  # jax.random.key keeps 32 bits: seed S + 2^32 would replay seed S's episodes
+MAX_EPISODE_STEPS = 366 * 24 * 60 // STEP_MINUTES  # a year; the step counter is int32
 PHYSICS = ("dc", "ac")
 
 
@@ -160,11 +162,15 @@ def resolve_scenarios(names: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _check_counts(episodes: int, seed: int, episode_steps: int, physics: str) -> None:
+def check_counts(episodes: int, seed: int, episode_steps: int, physics: str) -> None:
+    """The run's numbers, checked before any work; an `EvaluationError` naming the first bad one."""
     checks = [
         (1 <= episodes <= SEED_STRIDE, f"episodes must be in [1, {SEED_STRIDE}], got {episodes}"),
-        (seed >= 0, f"seed must be >= 0, got {seed}"),
-        (episode_steps >= 1, f"episode_steps must be >= 1, got {episode_steps}"),
+        (0 <= seed < SEED_LIMIT, f"seed must be in [0, 2^32), got {seed}"),
+        (
+            1 <= episode_steps <= MAX_EPISODE_STEPS,
+            f"episode_steps must be in [1, {MAX_EPISODE_STEPS}] (a year), got {episode_steps}",
+        ),
         (physics in PHYSICS, f"physics must be one of {PHYSICS}, got {physics!r}"),
     ]
     for ok, message in checks:
@@ -422,7 +428,7 @@ def evaluate(
     scenario, advanced by host rollouts (SCED)."""
     policy = resolve_policy(policy)
     names = resolve_scenarios(scenarios)
-    _check_counts(episodes, seed, episode_steps, physics)
+    check_counts(episodes, seed, episode_steps, physics)
     results = {}
     for name in names:
         env = environment(case, name, physics, episode_steps)
@@ -453,7 +459,6 @@ def evaluate(
 
 
 def write_json(document: dict, path: str | Path) -> Path:
-    """Write the evaluation document; refuses NaN or infinity (the schema has none)."""
-    from gridrl.io import atomic_write_text  # temp file + rename: never half-written
-
-    return atomic_write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
+    """Write the evaluation document atomically (a temporary file renamed: never half-written);
+    refuses NaN or infinity (the schema has none)."""
+    return io.write_json(path, document)
