@@ -159,3 +159,19 @@ def test_config_round_trips_through_json():
     assert GridRLConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+
+
+@pytest.mark.parametrize("ended", [[], [3], [0, 5, 7], [1, 2, 4, 6, 7]])
+def test_values_where_values_the_masked_rows_alone_whether_few_or_many(ended):
+    from gridrl.train.ppo import values_where
+
+    worlds = jax.random.normal(jax.random.PRNGKey(0), (8, 5))
+    mask = jnp.zeros(8, bool).at[jnp.array(ended, int)].set(True)
+    weights = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+
+    def value_fn(w):
+        return jnp.tanh(w @ weights)
+
+    got = jax.jit(lambda w, m: values_where(value_fn, w, m, slots=3))(worlds, mask)
+    expected = jnp.where(mask[:, None], value_fn(worlds), 0.0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6, atol=1e-7)

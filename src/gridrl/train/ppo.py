@@ -34,6 +34,9 @@ from gridrl.train import gae
 from gridrl.train.config import GridRLConfig
 
 Array = jnp.ndarray
+# a truncated episode bootstraps from its final state: up to one grid in this many per step
+# is valued in a small extra critic pass (more at once, a horizon shared by all: a full pass)
+GRIDS_PER_END_SLOT = 16
 
 # environment totals logged per update (means over the rollout's env-steps)
 INFO_KEYS = (
@@ -65,7 +68,8 @@ class Transition(NamedTuple):
     raw: tuple  # per group [n_members, action_size]
     log_prob: Array  # [n_agents]
     value: Array  # [n_agents] normalised prediction
-    next_value: Array  # [n_agents] value of the state reached, before a reset (returns' scale)
+    end_value: Array  # [n_agents] where a step truncated its episode: the value of the state it
+    # reached, before the reset (returns' scale); 0 elsewhere (the next step's value serves)
     reward: Array  # [n_agents]
     terminated: Array
     done: Array
@@ -189,20 +193,22 @@ class Trainer:
         next_obs, next_state, rewards, dones, info = jax.vmap(
             wrapped.step, in_axes=(0, 0, 0, None)
         )(jax.random.split(k_env, count), env_state, decision.actions, params)
-        final_world = info["final_obs"]["world_state"]
-        next_value = train.value_norm.denormalize(
-            self._values(train, train.params["critic"], final_world)
-        )
         reward = jax.vmap(lambda r: self._rewards(env, r))(rewards)
         done = dones["__all__"]
         terminated = info["blackout"]
+        end_value = values_where(
+            lambda w: train.value_norm.denormalize(self._values(train, train.params["critic"], w)),
+            info["final_obs"]["world_state"],
+            done & ~terminated,  # a terminated episode does not bootstrap
+            slots=max(1, count // GRIDS_PER_END_SLOT),
+        )
         transition = Transition(
             obs=groups,
             world=world,
             raw=decision.raw,
             log_prob=decision.log_prob,
             value=value,
-            next_value=next_value,
+            end_value=end_value,
             reward=reward,
             terminated=terminated,
             done=done,
@@ -252,15 +258,22 @@ class Trainer:
         key, k_roll = jax.random.split(train.key)
         keys = jax.random.split(k_roll, self.config.rollout_steps)
         train, (traj, stats) = jax.lax.scan(body, train, keys)
-        return train._replace(key=key), traj, stats
+        last_value = jnp.concatenate(
+            [self._values(train, train.params["critic"], o["world_state"]) for o in train.obs]
+        )
+        return train._replace(key=key), traj, stats, last_value
 
     # --- update --------------------------------------------------------------------------
 
-    def _advantages(self, train: TrainState, traj: Transition):
+    def _advantages(self, train: TrainState, traj: Transition, last_value: Array):
+        """GAE; the state a step reached is the next step's (one critic pass per step), or the
+        episode's end where it was truncated (`end_value`), or nothing where terminated."""
         values = train.value_norm.denormalize(traj.value)
+        following = jnp.concatenate([values[1:], train.value_norm.denormalize(last_value)[None]])
+        next_values = jnp.where(traj.done[..., None], traj.end_value, following)
         lam = jnp.where(traj.hold_next, 1.0, self.lam)
         return gae.advantages(
-            traj.reward, values, traj.next_value, traj.terminated, traj.done, self.gamma, lam
+            traj.reward, values, next_values, traj.terminated, traj.done, self.gamma, lam
         )
 
     def _loss(self, params, batch, train: TrainState, value_norm: RunningStats):
@@ -311,8 +324,8 @@ class Trainer:
 
     def _update(self, train: TrainState, _):
         cfg = self.config
-        train, traj, stats = self._rollout(train)
-        adv, returns = self._advantages(train, traj)
+        train, traj, stats, last_value = self._rollout(train)
+        adv, returns = self._advantages(train, traj, last_value)
         value_norm = train.value_norm.update(returns)
         # advantage normalisation per agent, over the decisions of the batch
         mask = traj.decides.astype(jnp.float32)
@@ -379,6 +392,25 @@ class Trainer:
 
     def _updates(self, train: TrainState, n: int):
         return jax.lax.scan(self._update, train, None, length=n)
+
+
+def values_where(
+    value_fn: Callable[[Array], Array], worlds: Array, mask: Array, slots: int
+) -> Array:
+    """`value_fn` of the rows of `worlds` [batch, ...] where `mask`, zeros elsewhere [batch, n].
+    A step ends few episodes: the rows are gathered into `slots` places and valued in one small
+    pass; when more end at once (a horizon shared by every grid), every row is valued."""
+    batch = mask.shape[0]
+
+    def few() -> Array:
+        rows = jnp.nonzero(mask, size=slots, fill_value=batch)[0]  # batch: out of range
+        values = value_fn(worlds.at[rows].get(mode="fill", fill_value=0))
+        return jnp.zeros((batch, *values.shape[1:]), values.dtype).at[rows].set(values, mode="drop")
+
+    def every() -> Array:
+        return jnp.where(mask[:, None], value_fn(worlds), 0.0)
+
+    return jax.lax.cond(jnp.sum(mask) > slots, every, few)
 
 
 def _per_agent(config: GridRLConfig, spec: AgentSpec):
