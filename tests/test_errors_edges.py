@@ -192,6 +192,8 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         (["--out", str(tmp_path / "r"), "--set", "lr"], "--set expects field=value"),
         (["--out", str(tmp_path / "r"), "--seed", str(2**63)], "seeds in [0, 2^31)"),
         (["--out", str(tmp_path / "r"), "--total-steps", "-3"], "total_steps must be >= 1"),
+        (["--out", str(tmp_path / "r"), "--total-steps", "1e30"], "invalid int value: '1e30'"),
+        (["--out", str(tmp_path / "r"), "--total-steps", str(10**30)], "total_steps too large"),
         (["--out", str(tmp_path / "r"), "--preset", "huge"], "unknown preset 'huge'"),
     ]
     for argv, message in cases:
@@ -225,6 +227,24 @@ def test_evaluate_output_paths_checked_before_running(tmp_path, capsys, no_evalu
     for policies, out, message in cases:
         assert run([*EVALUATE, "--policy", policies, "--json", str(out)]) == 2
         assert message in one_line(capsys)
+    assert no_evaluation == []
+
+
+def test_evaluate_never_writes_over_the_files_of_the_run_it_evaluates(
+    tmp_path, capsys, no_evaluation
+):
+    import shutil
+
+    from gridrl.agents.trained import pretrained_path
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(pretrained_path(), run_dir)
+    (meta,) = run_dir.glob("checkpoints/*/meta.json")
+    before = meta.read_bytes()
+    for out in (meta, run_dir / "config.json", run_dir / "metrics.jsonl"):
+        assert run([*EVALUATE, "--policy", str(run_dir), "--json", str(out)]) == 2
+        assert f"{out}: the JSON would overwrite the input" in one_line(capsys)
+    assert meta.read_bytes() == before
     assert no_evaluation == []
 
 

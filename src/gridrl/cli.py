@@ -143,6 +143,7 @@ def _evaluation_table(document: dict) -> Table:
 def _json_paths(template: str | None, policies: Sequence) -> list[Path | None]:
     """Where each policy's JSON goes (None: not written), every path checked writable before
     the first episode runs: a finished evaluation is never lost to an unwritable target."""
+    from gridrl.agents.trained import TrainedPolicy
     from gridrl.io import OutputError, check_output_path
 
     if template is None:
@@ -150,7 +151,11 @@ def _json_paths(template: str | None, policies: Sequence) -> list[Path | None]:
     if len(policies) > 1 and "{policy}" not in template:
         raise OutputError(f"--json {template}: with several policies it needs a {{policy}} field")
     return [
-        check_output_path(template.replace("{policy}", p.name.replace("/", "_")), what="JSON")
+        check_output_path(
+            template.replace("{policy}", p.name.replace("/", "_")),
+            inputs=[f for q in policies if isinstance(q, TrainedPolicy) for f in q.owned_files()],
+            what="JSON",
+        )
         for p in policies
     ]
 

@@ -97,6 +97,14 @@ class TrainedPolicy:
     name: str
     spec: LearnedSpec
     weights: Any = field(repr=False)
+    checkpoint: Path | None = None  # the folder it was loaded from (None: built in memory)
+
+    def owned_files(self) -> list[Path]:
+        """The files of its checkpoint and run that an output must never overwrite."""
+        if self.checkpoint is None:
+            return []
+        run = self.checkpoint.parents[1]  # RUN_DIR/checkpoints/<update>; train/run.py names these
+        return [self.checkpoint / checkpoint.META, run / "config.json", run / "metrics.jsonl"]
 
 
 def load_policy(path: str | Path, name: str | None = None) -> TrainedPolicy:
@@ -112,7 +120,9 @@ def load_policy(path: str | Path, name: str | None = None) -> TrainedPolicy:
         ) from None
     weights, _ = checkpoint.restore(folder, {POLICY: spec.abstract_weights()}, subtree=True)
     run = folder.parents[1].name  # RUN_DIR/checkpoints/<step>
-    return TrainedPolicy(name or f"{run}@{meta['step']}", spec, _as_jax(weights[POLICY]))
+    return TrainedPolicy(
+        name or f"{run}@{meta['step']}", spec, _as_jax(weights[POLICY]), checkpoint=folder
+    )
 
 
 def export_policy(source: str | Path, out_dir: str | Path) -> Path:

@@ -155,6 +155,12 @@ class GridRLConfig:
             (self.lr_schedule in ("constant", "linear"), "lr_schedule: 'constant' or 'linear'"),
             (self.episode_steps >= 1, "episode_steps must be >= 1"),
             (self.total_steps >= 1, "total_steps must be >= 1"),
+            (
+                # the update and optimiser-step counters are int32 on the device
+                self.total_steps // max(1, self.batch_steps) * self.epochs * self.minibatches
+                < 2**31,
+                "total_steps too large: updates x epochs x minibatches must stay below 2^31",
+            ),
             (self.num_envs >= len(self.scenarios), "num_envs must be >= the scenarios trained on"),
             (self.rollout_steps >= 1, "rollout_steps must be >= 1"),
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -270,10 +276,18 @@ PRESETS: dict[str, GridRLConfig] = {
         checkpoint_every=10,
         eval_every=0,
     ),
-    # throughput on CPU: a larger batch steps the grids faster, two epochs and a narrower critic
-    # halve the learner's share (benchmarks/train.py)
+    # throughput on CPU: a large batch steps the grids faster; one epoch over it and the quick
+    # preset's narrow networks keep the learner (gradients through the encoders' LayerNorms,
+    # slow on CPU) under the rollout's time (benchmarks/train.py, docs/training.md)
     "default": GridRLConfig(
-        num_envs=256, rollout_steps=32, epochs=2, minibatches=4, critic_hidden=128
+        num_envs=256,
+        rollout_steps=32,
+        epochs=1,
+        minibatches=4,
+        lr=1e-3,
+        hidden=64,
+        token=32,
+        critic_hidden=64,
     ),
     # large batches for accelerators
     "performance": GridRLConfig(
