@@ -298,17 +298,3 @@ def test_a_run_starts_from_another_runs_agents(uninterrupted, trainer, tmp_path)
     with pytest.raises(RunError, match=r"init_from .*nowhere"):
         train_run(missing, tmp_path / "new")
     assert not (tmp_path / "new" / "config.json").exists()
-
-
-@pytest.mark.parametrize("joint", [False, True])
-def test_the_world_state_is_rebuilt_from_the_agents_observations(trainer, joint):
-    """The trajectory keeps each observation once: the critic's input comes from the groups."""
-    from gridrl.agents.networks import group_obs, world_of
-
-    env = trainer.envs[0]
-    spec = learned.agent_spec(env, joint=joint)
-    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.key(3), 2), trainer.params[0]
-    )
-    groups = jax.vmap(lambda o: group_obs(spec, o))(obs)
-    np.testing.assert_array_equal(world_of(spec, groups), obs["world_state"])

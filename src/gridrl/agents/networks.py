@@ -145,15 +145,6 @@ def group_obs(spec: AgentSpec, obs: dict[str, Array]) -> tuple[Array, ...]:
     )
 
 
-def world_of(spec: AgentSpec, groups: tuple[Array, ...]) -> Array:
-    """The world state [..., world_size] from the per-group stacks of `group_obs`: the env's
-    world state is every agent's observation in agent order, and groups are contiguous runs of
-    it (so a trajectory need not hold it twice)."""
-    if spec.groups == (JOINT,):
-        return groups[0][..., 0, :]
-    return jnp.concatenate([g.reshape(*g.shape[:-2], -1) for g in groups], axis=-1)
-
-
 def env_actions(spec: AgentSpec, squashed: tuple[Array, ...], env_agents, sizes) -> dict:
     """Per-group actions [n_members, action_size] as the env's dict (flat PPO's joint action
     split by the env's action sizes `sizes`, in `env_agents` order)."""

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from gridrl.agents import learned
-from gridrl.agents.networks import Actor, AgentSpec, group_obs, init_params, world_of
+from gridrl.agents.networks import Actor, AgentSpec, group_obs, init_params
 from gridrl.agents.normalize import RunningStats
 from gridrl.env import AutoReset, GridEnv
 from gridrl.train import gae
@@ -64,6 +64,7 @@ class TrainState(NamedTuple):
 
 class Transition(NamedTuple):
     obs: tuple  # per group [n_members, obs_size], as observed (normalised in the update)
+    world: Array  # the world state, as observed
     raw: tuple  # per group [n_members, action_size]
     log_prob: Array  # [n_agents]
     value: Array  # [n_agents] normalised prediction
@@ -187,7 +188,8 @@ class Trainer:
             jax.random.split(k_act, count), obs, env_state, train.held[s]
         )
         groups = jax.vmap(lambda o: group_obs(spec, o))(obs)
-        value = self._values(train, train.params["critic"], obs["world_state"])
+        world = obs["world_state"]
+        value = self._values(train, train.params["critic"], world)
         next_obs, next_state, rewards, dones, info = jax.vmap(
             wrapped.step, in_axes=(0, 0, 0, None)
         )(jax.random.split(k_env, count), env_state, decision.actions, params)
@@ -202,6 +204,7 @@ class Trainer:
         )
         transition = Transition(
             obs=groups,
+            world=world,
             raw=decision.raw,
             log_prob=decision.log_prob,
             value=value,
@@ -296,7 +299,7 @@ class Trainer:
         acting = (train.update >= cfg.critic_warmup_updates).astype(jnp.float32)
         policy_loss = acting * jnp.sum(self.weight * per_agent(surrogate))
         entropy_term = acting * jnp.sum(self.weight * per_agent(entropy))
-        value = self._values(train, params["critic"], world_of(spec, traj.obs))
+        value = self._values(train, params["critic"], traj.world)
         normalised_targets = value_norm.normalize(targets)
         value_clipped = traj.value + jnp.clip(
             value - traj.value, -cfg.value_clip_eps, cfg.value_clip_eps
@@ -359,7 +362,7 @@ class Trainer:
         # the statistics take in the rollout's observations, for the next rollout
         obs_norm = learned.ObsNormalizer(
             tuple(s.update(o) for s, o in zip(train.obs_norm.groups, traj.obs, strict=True)),
-            train.obs_norm.world.update(world_of(self.spec, traj.obs)),
+            train.obs_norm.world.update(traj.world),
         )
         values = value_norm.denormalize(traj.value)
         explained = 1.0 - jnp.var(returns - values, axis=(0, 1)) / jnp.maximum(
