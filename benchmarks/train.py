@@ -49,7 +49,7 @@ RESULTS_JSON = ROOT / "benchmarks" / "results" / "train.json"
 DOCS_MD = ROOT / "docs" / "benchmarks.md"
 FULL = {
     "chunk": 2,  # updates per timed chunk
-    "repeats": 3,  # timed chunks
+    "repeats": 5,  # timed chunks
     "env_steps": 10,
     "env_repeats": 5,
     "g2o": 2000,

@@ -313,9 +313,13 @@ def test_a_policy_object_runs_with_its_weights_as_an_argument(do_nothing):
 
 
 def fake_trained(monkeypatch, load_policy) -> None:
-    """`gridrl.agents.trained` replaced by a module whose `load_policy` is `load_policy`."""
+    """`gridrl.agents.trained` replaced by a module whose `load_policy` is `load_policy` (its
+    `TrainedPolicy` class kept: the CLI asks each policy whether it is one)."""
+    from gridrl.agents.trained import TrainedPolicy
+
     module = types.ModuleType("gridrl.agents.trained")
     module.load_policy = load_policy
+    module.TrainedPolicy = TrainedPolicy
     monkeypatch.setitem(sys.modules, "gridrl.agents.trained", module)
 
 
