@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gridrl.agents import distributions
+from gridrl.agents.networks import _attend
 from gridrl.agents.normalize import RunningStats
 from gridrl.train import gae
 from gridrl.train.config import ConfigError, GridRLConfig, preset
@@ -79,6 +80,21 @@ def test_gae_truncation_bootstraps_and_termination_does_not():
 
 
 # --- the tanh-squashed Gaussian ------------------------------------------------------------
+
+
+def test_attention_matches_flax_dot_product_attention():
+    """The broadcast-and-sum attention of the actor equals flax's, weights and mixed values,
+    with and without a leading batch dimension (float64: only rounding may differ)."""
+    import flax.linen as nn
+
+    keys = jax.random.split(jax.random.key(3), 3)
+    for shape in ((6, 8, 4), (5, 6, 8, 4)):
+        q, k, v = (jax.random.normal(key, shape, jnp.float64) * 3.0 for key in keys)
+        expected_weights = nn.dot_product_attention_weights(q, k)
+        expected_mixed = jnp.einsum("...hqk,...khd->...qhd", expected_weights, v)
+        weights, mixed = _attend(q, k, v)
+        np.testing.assert_allclose(weights, expected_weights, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(mixed, expected_mixed, rtol=1e-12, atol=1e-12)
 
 
 def test_squashed_log_prob_matches_the_change_of_variables_numerically():
