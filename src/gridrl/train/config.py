@@ -277,8 +277,7 @@ PRESETS: dict[str, GridRLConfig] = {
         eval_every=0,
     ),
     # throughput on CPU: a large batch steps the grids faster; one epoch over it and the quick
-    # preset's narrow networks keep the learner (gradients through the encoders' LayerNorms,
-    # slow on CPU) under the rollout's time (benchmarks/train.py, docs/training.md)
+    # preset's narrow networks keep the learner near the rollout's time (benchmarks/train.py)
     "default": GridRLConfig(
         num_envs=256,
         rollout_steps=32,
