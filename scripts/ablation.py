@@ -23,6 +23,7 @@ import numpy as np
 
 from gridrl.evaluate.runner import evaluate, release_compiled
 from gridrl.io import atomic_write_bytes, write_json
+from gridrl.machine import use_compilation_cache
 from gridrl.train import preset, train_run
 from gridrl.train.config import ALGORITHMS
 from gridrl.train.logging import read_metrics
@@ -131,6 +132,7 @@ def main() -> None:
     args.algorithms = args.algorithms.split(",")
     if args.eval_seed in args.seeds:
         parser.error("the evaluation seed must not be a training seed")
+    use_compilation_cache()  # the seeds of one algorithm share its compiled programs
     runs = train_all(args)
     table = evaluations(args, runs)
     summary = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +12,8 @@ from typing import NoReturn
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from gridrl.machine import use_compilation_cache
 
 
 def _loading_percent(flow_mw: np.ndarray, rate_mva: np.ndarray) -> np.ndarray:
@@ -412,16 +413,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _compilation_cache() -> None:
-    """Keep compiled programs on disk between runs: a second `gridrl evaluate` skips most of
-    the minutes of compilation a 2-core CPU spends on the first."""
-    import jax
-
-    if jax.config.jax_compilation_cache_dir is None:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        jax.config.update("jax_compilation_cache_dir", str(cache / "gridrl" / "jax"))
-
-
 # The exceptions that are the user's to fix, by module: each is one line and status 2, never a
 # traceback (a bug's traceback is kept). Looked up in sys.modules: an error class whose module
 # was never imported cannot have been raised, and importing them all would cost seconds.
@@ -470,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a log (make run, CI) gets wide tables rather than rich's 80-column default
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
-        _compilation_cache()
+        use_compilation_cache()
         return args.handler(args, console)
     except KeyboardInterrupt:  # the commands that write say themselves what they kept
         return _interrupted(console, f"gridrl {args.command} stopped; nothing written")
