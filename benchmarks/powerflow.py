@@ -304,10 +304,9 @@ def gridrl_solver(kind: str, precision: str) -> Callable:
         )
     if kind == "dc_all":
         return jax.jit(lambda grid, model, pd, qd, status: dc_power_flow(grid, pd=pd, model=model))
+    # the plain call: its default max_outages is the fast path with the exact fallback
     return jax.jit(
-        lambda grid, model, pd, qd, status: dc_power_flow(
-            grid, status, pd=pd, model=model, max_outages=MAX_OUTAGES
-        )
+        lambda grid, model, pd, qd, status: dc_power_flow(grid, status, pd=pd, model=model)
     )
 
 

@@ -183,6 +183,10 @@ def _check_grid(grid: Grid) -> None:
         )
 
 
+# the fast path's outage budget per sample by default: N-1 to N-3 studies stay on it
+DEFAULT_MAX_OUTAGES = 3
+
+
 def dc_power_flow(
     grid: Grid,
     line_status: Array | None = None,
@@ -190,7 +194,7 @@ def dc_power_flow(
     pd: Array | None = None,
     pg: Array | None = None,
     model: DCModel | None = None,
-    max_outages: int | None = None,
+    max_outages: int | None = DEFAULT_MAX_OUTAGES,
     fallback: bool = True,
 ) -> DCResult:
     """Solve DC power flows of `grid`, batched over the leading dimensions of the inputs.
@@ -200,13 +204,14 @@ def dc_power_flow(
     case's setpoints); only in-service generators on energised buses produce. The batch
     dimensions of the three broadcast together. model: `dc_model(grid)`, to reuse across calls.
 
-    max_outages: None solves every topology with a dense factorisation per sample (general,
-    O(n³) each). An int K uses the fast path: each sample may have up to K base branches out;
-    if any sample of the batch has more, the whole batch falls back to the dense path, so the
-    answer is always exact (only slower). fallback=False drops that check, for callers that
-    bound the number of outages themselves (the environment ends an episode when more than K
-    branches are out): a sample beyond K is then solved with only its first K outages, and no
-    batch-level branch remains, which keeps the function cheap to compile and to vmap.
+    max_outages: an int K (default 3) uses the fast path: each sample may have up to K base
+    branches out, solved by a rank-K update of the base factorisation; if any sample of the
+    batch has more, the whole batch falls back to the dense path, so the answer is always exact
+    (only slower). None always takes the dense path (a factorisation per sample, O(n³) each).
+    fallback=False drops that check, for callers that bound the number of outages themselves
+    (the environment ends an episode when more than K branches are out): a sample beyond K is
+    then solved with only its first K outages, and no batch-level branch remains, which keeps
+    the function cheap to compile and to vmap.
     """
     n_bus, n_gen, n_branch = grid.n_bus, grid.n_gen, grid.n_branch
     shapes = []
