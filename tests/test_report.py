@@ -20,17 +20,10 @@ import pytest
 from gridrl.cases import load
 from gridrl.cli import main
 from gridrl.evaluate import ReportError, read_evaluation, read_training_log, write_report
+from gridrl.evaluate.figures import attention_figure, learning_curves_figure, mean_attention
 from gridrl.evaluate.network_map import branch_labels, network_layout
-from gridrl.evaluate.report import (
-    INTERFACE_KEYS,
-    INTERFACE_METRICS,
-    attention_figure,
-    learning_curves_figure,
-    mean_attention,
-    read_run,
-    run_panels,
-)
-from gridrl.evaluate.schema import FORMAT, TRACE_SERIES
+from gridrl.evaluate.report import read_run, run_panels
+from gridrl.evaluate.schema import FORMAT, INTERFACE_KEYS, INTERFACE_METRICS, TRACE_SERIES
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_report.py"
 sys.path.insert(0, str(SCREENSHOT.parent))

@@ -110,6 +110,7 @@ def powerflow(args: argparse.Namespace, console: Console) -> int:
 
 def _evaluation_table(document: dict) -> Table:
     """One row per scenario: the interface keys of the evaluation (docs/evaluation.md)."""
+    from gridrl.evaluate.schema import INTERFACE_METRICS
 
     def cell(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
@@ -119,25 +120,11 @@ def _evaluation_table(document: dict) -> Table:
         f"{document['episodes']} episodes of {document['episode_steps']} steps, "
         f"seed {document['seed']}"
     )
-    columns = {
-        "scenario": None,
-        "cost ($/h)": ("operating_cost_per_hour", ",.0f"),
-        "gap vs SCED": ("cost_gap_vs_sced", "+.1%"),
-        "ENS (MWh)": ("energy_not_served_mwh", ",.1f"),
-        "curtailed (MWh)": ("curtailed_mwh", ",.1f"),
-        "overload steps": ("overload_steps", ".1f"),
-        "trips": ("line_trips", ".1f"),
-        "max cascade": ("max_cascade_size", "d"),
-        "survival": ("survival_rate", ".0%"),
-        "steps survived": ("mean_steps_survived", ".0f"),
-        "N-1 secure": ("n1_secure_fraction", ".0%"),
-        "decisions/s": ("decisions_per_second", ",.0f"),
-    }
-    for title in columns:
-        table.add_column(title, justify="left" if title == "scenario" else "right")
+    table.add_column("scenario", justify="left")
+    for metric in INTERFACE_METRICS:
+        table.add_column(metric.column, justify="right")
     for name, result in document["scenarios"].items():
-        cells = [cell(result[key], spec) for key, spec in list(columns.values())[1:]]
-        table.add_row(name, *cells)
+        table.add_row(name, *(cell(result[m.key], m.spec) for m in INTERFACE_METRICS))
     return table
 
 
@@ -420,8 +407,8 @@ USER_ERRORS = {
     "gridrl.agents.checkpoint": "CheckpointError",
     "gridrl.cases.ppc": "CaseError",
     "gridrl.evaluate.bar": "BarError",
-    "gridrl.evaluate.report": "ReportError",
     "gridrl.evaluate.runner": "EvaluationError",
+    "gridrl.evaluate.schema": "ReportError",
     "gridrl.io": "OutputError",
     "gridrl.train.config": "ConfigError",
     "gridrl.train.logging": "MetricsError",

@@ -6,7 +6,8 @@ environment (seconds of JAX start-up).
 
 from importlib import import_module
 
-from gridrl.evaluate.report import ReportError, read_evaluation, read_training_log, write_report
+from gridrl.evaluate.report import read_training_log, write_report
+from gridrl.evaluate.schema import ReportError, read_evaluation
 
 _RUNNER_NAMES = ("BASELINES", "EvaluationError", "evaluate", "write_json")
 
