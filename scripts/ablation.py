@@ -10,13 +10,15 @@ a stop. Then every final policy is evaluated on EPISODES held-out episodes of ea
 `--eval-seed`, never a training seed), and RESULTS gets `summary.json` (per algorithm: the mean,
 min and max over seeds of each scenario's headline numbers, and the learning curves' points) and
 `curves.png` (mean and range over seeds of the training reward, the energy not served and the
-operating cost against env-steps).
+operating cost against env-steps) and `table.md` (the evaluation table of docs/results.md).
+`--render-only` writes the figure and the table again from an existing `summary.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ CURVES = (  # metrics.jsonl column, title
     ("operating_cost", "operating cost ($/h, rollout mean)"),
 )
 HEADLINE = ("operating_cost_per_hour", "energy_not_served_mwh", "overload_steps", "survival_rate")
+CELL_FORMATS = ("{:,.0f}", "{:,.1f}", "{:.2f}", "{:.0%}")  # per HEADLINE entry
 
 
 def train_all(args) -> dict[str, list[Path]]:
@@ -118,6 +121,30 @@ def curves_figure(summary: dict, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def summary_table(summary: dict) -> str:
+    """Markdown: per scenario and algorithm, each headline number's mean over the training
+    seeds and its range."""
+    header = "| scenario | algorithm | cost ($/h) | ENS (MWh) | overload steps | survival |"
+    lines = [header, "|---|---|---:|---:|---:|---:|"]
+    algorithms = summary["algorithms"]
+    for scenario in next(iter(algorithms.values()))["evaluation"]:
+        for algorithm, entry in algorithms.items():
+            numbers = entry["evaluation"][scenario]
+            cells = [
+                f"{fmt.format(numbers[key]['mean'])} "
+                f"({fmt.format(numbers[key]['min'])}–{fmt.format(numbers[key]['max'])})"
+                for key, fmt in zip(HEADLINE, CELL_FORMATS, strict=True)
+            ]
+            lines.append(f"| {scenario} | {algorithm} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render(summary: dict, results: Path) -> None:
+    curves_figure(summary, results / "curves.png")
+    atomic_write_bytes(results / "table.md", summary_table(summary).encode())
+    print(f"written: {results / 'curves.png'}, {results / 'table.md'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-steps", type=int, default=150_000)
@@ -127,7 +154,11 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--results", type=Path, default=Path("results/published/ablation"))
+    parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
+    if args.render_only:
+        render(json.loads((args.results / "summary.json").read_text()), args.results)
+        return
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.algorithms = args.algorithms.split(",")
     if args.eval_seed in args.seeds:
@@ -149,8 +180,8 @@ def main() -> None:
         },
     }
     write_json(args.results / "summary.json", summary)
-    curves_figure(summary, args.results / "curves.png")
-    print(f"written: {args.results / 'summary.json'}, {args.results / 'curves.png'}")
+    print(f"written: {args.results / 'summary.json'}")
+    render(summary, args.results)
 
 
 if __name__ == "__main__":
