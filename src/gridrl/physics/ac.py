@@ -28,6 +28,7 @@ for it); outputs are always finite.
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -495,49 +496,82 @@ def _low_rank_solver(grid, inverse, rows, blocks, slots, valid, energized):
     return solve
 
 
+class _Iterate(NamedTuple):
+    """An iterate of the fast-decoupled method and its mismatch [B, n_bus] ([B] for error)."""
+
+    va: Array  # rad
+    vm: Array  # p.u.
+    p: Array  # computed injections at (va, vm), p.u.
+    q: Array
+    dp: Array  # mismatches on the rows iterated on, p.u. (0 elsewhere)
+    dq: Array
+    error: Array  # largest |dp|, |dq|
+
+
+class _Iteration(NamedTuple):
+    """The loop state of `_iterate`: the batch's last good iterates and each sample's progress."""
+
+    count: Array  # iterations the batch has run (int)
+    at: _Iterate  # each sample's last good iterate
+    best: Array  # smallest error so far [B]
+    since: Array  # iterations since the error was last at its smallest, int [B]
+    iterations: Array  # iterations taken, int [B]
+    active: Array  # bool [B]: still iterating
+    failed: Array  # bool [B]: left the finite, 0 < |V| < VM_BOUND region
+
+
 def _iterate(injections, solve_p, solve_q, p_spec, q_spec, p_rows, q_rows, va, vm, tol, max_iter):
     """Fast-decoupled iterations from (va, vm) until every sample's largest mismatch is below
     `tol` or fails; returns (va, vm, P, Q, iterations, converged) with P, Q the computed
     injections at the returned state."""
 
-    def mismatch(rotation, vm):
+    def evaluated(va, rotation, vm) -> _Iterate:
         p, q = injections(rotation, vm)
         dp, dq = jnp.where(p_rows, p - p_spec, 0.0), jnp.where(q_rows, q - q_spec, 0.0)
         error = jnp.maximum(jnp.max(jnp.abs(dp), -1), jnp.max(jnp.abs(dq), -1))
-        return p, q, dp, dq, error
+        return _Iterate(va, vm, p, q, dp, dq, error)
 
-    def step(state):
-        count, va, vm, p, q, dp, dq, error, best, since, iterations, active, failed = state
-        va_new = va - jnp.where(p_rows, solve_p(dp / vm), 0.0)
-        rotation = _sin_cos(va_new)  # shared by both half-steps: the Q step keeps the angles
-        _, _, _, dq_half, _ = mismatch(rotation, vm)
-        vm_new = vm - jnp.where(q_rows, solve_q(dq_half / vm), 0.0)
-        new = (va_new, vm_new, *mismatch(rotation, vm_new))
-        good = jnp.isfinite(new[-1]) & jnp.all((vm_new > 0) & (vm_new < VM_BOUND), -1)
-        take = active & good
-        va, vm, p, q, dp, dq, error = (
-            jnp.where(take.reshape(-1, *[1] * (old.ndim - 1)), fresh, old)
-            for fresh, old in zip(new, (va, vm, p, q, dp, dq, error), strict=True)
+    def step(state: _Iteration) -> _Iteration:
+        at = state.at
+        va = at.va - jnp.where(p_rows, solve_p(at.dp / at.vm), 0.0)
+        rotation = _sin_cos(va)  # shared by both half-steps: the Q step keeps the angles
+        dq_half = evaluated(va, rotation, at.vm).dq
+        new = evaluated(va, rotation, at.vm - jnp.where(q_rows, solve_q(dq_half / at.vm), 0.0))
+        good = jnp.isfinite(new.error) & jnp.all((new.vm > 0) & (new.vm < VM_BOUND), -1)
+        take = state.active & good
+        at = jax.tree.map(
+            lambda fresh, old: jnp.where(take.reshape(-1, *[1] * (old.ndim - 1)), fresh, old),
+            new,
+            at,
         )
-        failed = failed | (active & ~good)
-        since = jnp.where(error < best, 0, since + 1)
-        best = jnp.minimum(error, best)
-        active = take & (error >= tol) & (since < STALL_ITERATIONS)
-        iterations = iterations + take
-        return count + 1, va, vm, p, q, dp, dq, error, best, since, iterations, active, failed
+        since = jnp.where(at.error < state.best, 0, state.since + 1)
+        return _Iteration(
+            count=state.count + 1,
+            at=at,
+            best=jnp.minimum(at.error, state.best),
+            since=since,
+            iterations=state.iterations + take,
+            active=take & (at.error >= tol) & (since < STALL_ITERATIONS),
+            failed=state.failed | (state.active & ~good),
+        )
 
-    def unfinished(state):
-        return jnp.any(state[-2]) & (state[0] < max_iter)
+    def unfinished(state: _Iteration) -> Array:
+        return jnp.any(state.active) & (state.count < max_iter)
 
-    p, q, dp, dq, error = mismatch(_sin_cos(va), vm)
-    samples = va.shape[0]
-    zeros = jnp.zeros(samples, jnp.int32)
-    start = (0, va, vm, p, q, dp, dq, error, error, zeros, zeros, error >= tol)
-    start = (*start, jnp.zeros(samples, bool))
-    _, va, vm, p, q, _, _, error, _, _, iterations, _, failed = jax.lax.while_loop(
-        unfinished, step, start
+    at = evaluated(va, _sin_cos(va), vm)
+    zeros = jnp.zeros(va.shape[0], jnp.int32)
+    start = _Iteration(
+        count=jnp.asarray(0),
+        at=at,
+        best=at.error,
+        since=zeros,
+        iterations=zeros,
+        active=at.error >= tol,
+        failed=jnp.zeros(va.shape[0], bool),
     )
-    return va, vm, p, q, iterations, (error < tol) & ~failed
+    end = jax.lax.while_loop(unfinished, step, start)
+    at = end.at
+    return at.va, at.vm, at.p, at.q, end.iterations, (at.error < tol) & ~end.failed
 
 
 def _reactive_output(
@@ -567,6 +601,22 @@ def _reactive_output(
     return jnp.where(free, jnp.where(share, proportional, equal), held)
 
 
+class _QLimitRounds(NamedTuple):
+    """The loop state of `_q_limited`: the last round's power flow and the limits held."""
+
+    rounds: Array  # rounds run (int)
+    va: Array  # rad [B, n_bus]
+    vm: Array  # p.u. [B, n_bus]
+    p: Array  # computed injections, p.u. [B, n_bus]
+    q: Array
+    limited: Array  # bool [B, n_gen]: generators held at a reactive limit
+    fixed_q: Array  # MVAr [B, n_gen]: the limit each limited generator holds
+    qg: Array  # generator reactive output, MVAr [B, n_gen]
+    iterations: Array  # fast-decoupled iterations over all rounds, int [B]
+    converged: Array  # bool [B]: the last round's power flow converged
+    violated: Array  # bool [B]: the last round found a limit violated
+
+
 def _q_limited(grid, model, flow, gen_on, ref, pv, energized, qd, va, vm):
     """Rounds of power flow; after each, generators beyond a reactive limit are held at it and
     their buses become PQ (pandapower's enforce_q_lims, all violations at once), until none is
@@ -576,44 +626,54 @@ def _q_limited(grid, model, flow, gen_on, ref, pv, energized, qd, va, vm):
     limitable = gen_on & ~model.ref[gen_bus]
     samples = va.shape[0]
 
-    def one_round(state):
-        rounds, va, vm, _, _, limited, fixed_q, qg, iterations, _, _ = state
-        converted = _at_buses(grid, limited.astype(va.dtype)) > 0
+    def one_round(state: _QLimitRounds) -> _QLimitRounds:
+        dtype = state.va.dtype
+        converted = _at_buses(grid, state.limited.astype(dtype)) > 0
         pq = ~ref & energized & (~pv | converted)
         # at a converted bus, generators still free keep their last output
         injected = jnp.where(
-            limited, fixed_q, jnp.where(_at_gens(grid, converted.astype(va.dtype)) > 0, qg, 0.0)
+            state.limited,
+            state.fixed_q,
+            jnp.where(_at_gens(grid, converted.astype(dtype)) > 0, state.qg, 0.0),
         )
         q_spec = _at_buses(grid, jnp.where(gen_on, injected, 0.0)) - qd
-        va, vm, p, q, steps, converged = flow(pq, q_spec / grid.base_mva, va, vm)
-        qg = _reactive_output(grid, q, qd, gen_on, limited, fixed_q)
-        violated = limitable & ~limited & ((qg > qmax) | (qg < qmin))
-        fixed_q = jnp.where(violated, jnp.clip(qg, qmin, qmax), fixed_q)
-        return (
-            rounds + 1,
-            va,
-            vm,
-            p,
-            q,
-            limited | violated,
-            fixed_q,
-            qg,
-            iterations + steps,
-            converged,
-            jnp.any(violated, -1),
+        va, vm, p, q, steps, converged = flow(pq, q_spec / grid.base_mva, state.va, state.vm)
+        qg = _reactive_output(grid, q, qd, gen_on, state.limited, state.fixed_q)
+        violated = limitable & ~state.limited & ((qg > qmax) | (qg < qmin))
+        return _QLimitRounds(
+            rounds=state.rounds + 1,
+            va=va,
+            vm=vm,
+            p=p,
+            q=q,
+            limited=state.limited | violated,
+            fixed_q=jnp.where(violated, jnp.clip(qg, qmin, qmax), state.fixed_q),
+            qg=qg,
+            iterations=state.iterations + steps,
+            converged=converged,
+            violated=jnp.any(violated, -1),
         )
 
-    def unfinished(state):
-        return (state[0] == 0) | (jnp.any(state[-1]) & (state[0] < MAX_Q_LIMIT_ROUNDS))
+    def unfinished(state: _QLimitRounds) -> Array:
+        return (state.rounds == 0) | (jnp.any(state.violated) & (state.rounds < MAX_Q_LIMIT_ROUNDS))
 
     zeros_gen = jnp.zeros((samples, grid.n_gen), va.dtype)
     no = jnp.zeros(samples, bool)
-    start = (0, va, vm, va, va, jnp.zeros_like(gen_on), zeros_gen, zeros_gen)
-    start = (*start, jnp.zeros(samples, jnp.int32), no, no)
-    _, va, vm, p, q, _, _, qg, iterations, converged, violated = jax.lax.while_loop(
-        unfinished, one_round, start
+    start = _QLimitRounds(
+        rounds=jnp.asarray(0),
+        va=va,
+        vm=vm,
+        p=va,
+        q=va,
+        limited=jnp.zeros_like(gen_on),
+        fixed_q=zeros_gen,
+        qg=zeros_gen,
+        iterations=jnp.zeros(samples, jnp.int32),
+        converged=no,
+        violated=no,
     )
-    return va, vm, p, q, iterations, converged & ~violated, qg
+    end = jax.lax.while_loop(unfinished, one_round, start)
+    return end.va, end.vm, end.p, end.q, end.iterations, end.converged & ~end.violated, end.qg
 
 
 def _result(grid, model, usable, energized, gen_on, pd, pg, qg, va, vm, p, iterations, converged):
