@@ -24,7 +24,7 @@ from gridrl.env.layout import agent_groups, agent_names, build_layout
 from gridrl.env.scenarios import scenario as scenario_preset
 from gridrl.env.spaces import Box
 from gridrl.env.state import EnvParams, EnvState
-from gridrl.physics import dc_model, dc_power_flow, energized_buses, lodf
+from gridrl.physics import contingency, dc_model, dc_power_flow
 from gridrl.physics.ac import ac_model
 from gridrl.timeseries import build_profiles, make_sampling, peak_days, variable_days
 from gridrl.timeseries.sampling import draw_day
@@ -55,24 +55,6 @@ def _costs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _islanding(grid: Grid) -> np.ndarray:
-    """bool [n_branch]: branches whose single outage de-energises some bus."""
-    n = grid.n_branch
-    status = ~np.eye(n, dtype=bool)
-    base = np.asarray(energized_buses(grid))
-    return np.asarray(jnp.any(base & ~energized_buses(grid, status), axis=-1))
-
-
-def _screen(grid: Grid, flows: np.ndarray, lodf_matrix: np.ndarray, candidates: np.ndarray):
-    """Candidate branches ordered by the worst post-outage loading their outage causes."""
-    rating = np.where(np.isfinite(grid.rate_a), grid.rate_a, UNRATED_MVA)
-    post = flows[:, None] + lodf_matrix * flows[None, :]
-    np.fill_diagonal(post, 0.0)
-    severity = np.max(np.abs(post) / rating[:, None], axis=0)
-    order = np.argsort(-severity[candidates], kind="stable")
-    return candidates[order]
-
-
 def _corridor(grid: Grid, flows: np.ndarray, size: int) -> np.ndarray:
     """The `size` most loaded tie branches between the two regions exchanging the most power."""
     region = np.asarray(grid.region)
@@ -101,10 +83,8 @@ def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return cached[1]
     grid64 = grid.astype(jnp.float64) if jax.config.jax_enable_x64 else grid
     flows = np.asarray(dc_power_flow(grid64).pf, float)
-    lodf_matrix = np.asarray(lodf(grid64), float)
-    in_service = np.asarray(grid.branch_status, bool)
-    candidates = np.flatnonzero(in_service & ~_islanding(grid))
-    result = (flows, candidates, _screen(grid, flows, lodf_matrix, candidates))
+    rating = np.where(np.isfinite(grid.rate_a), grid.rate_a, UNRATED_MVA)
+    result = (flows, *contingency.screen(grid64, flows, rating))
     _ANALYSES[id(grid)] = (grid, result)
     return result
 

@@ -8,9 +8,9 @@ hard limit trips branches in these cascade rounds, up to `max_cascade_rounds` (a
 lax.while_loop, so it stays inside jit). A bus cut off from the reference bus is de-energised:
 its load is lost and its units stop.
 
-The N-1 indicator screens single-branch outages under the current topology: the LODF of the
-topology with the branches M out follows from the base one by the multiple-outage compensation
-(Güler, Gross and Liu 2007) — the same rank-|M| update the DC solver uses.
+The N-1 indicator screens single-branch outages under the current topology, by the LODF of the
+topology with its branches out (physics.contingency: a rank-|M| update of the base, as in the DC
+solver).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from gridrl.env.dispatch import Balance, Setpoints, balance
 from gridrl.env.sparse import where_needed
 from gridrl.env.state import EnvParams
 from gridrl.physics.ac import ac_power_flow_outages
-from gridrl.physics.dc import DCModel, Outages, capacitance_weights, low_rank_flow, outages
+from gridrl.physics.contingency import lodf_after_outages
+from gridrl.physics.dc import Outages, low_rank_flow, outages
 
 Array = jnp.ndarray
 
@@ -239,43 +240,12 @@ def respond(
     )
 
 
-# |1 − PTDF of a branch to its own ends| below this: its outage splits the grid
-ISLANDING_TRANSFER = 1e-4
-
-
-def _lodf_columns(model: DCModel, cont: Array, columns: Array) -> tuple[Array, Array]:
-    """LODF[:, c] [n_branch, n1] of the contingencies `cont` from the columns G'[:, cont] of the
-    topology's gram matrix, and bool [n1]: c's outage would island buses (its column is 0):
-    LODF[l, c] = b_l·G'[l, c] / (1 − b_c·G'[c, c])."""
-    own = columns[cont, jnp.arange(cont.shape[0])]
-    transfer = 1.0 - model.susceptance[cont] * own
-    islanding = jnp.abs(transfer) < ISLANDING_TRANSFER
-    lodf = model.susceptance[:, None] * columns / jnp.where(islanding, 1.0, transfer)[None, :]
-    return jnp.where(islanding[None, :], 0.0, lodf), islanding
-
-
 def post_contingency_flows(params: EnvParams, flows: Flows, topology: Outages):
     """Flows (MW) after each screened contingency c, [n_branch, n1], under `topology` (the
-    branches out when `flows` was solved), and bool [n1]: c's outage would island buses.
-
-    The LODF columns come from G' = A·X'·Aᵀ of the current topology, G' = G − G[:, M]·W, W the
-    Woodbury weights of G[M, cont] — the solver's own update."""
-    model = params.dc
+    branches out when `flows` was solved), and bool [n1]: c's outage would island buses
+    (physics.contingency.lodf_after_outages: the LODF columns of the topology)."""
     cont = params.layout.contingencies
-    gram = model.branch_gram
-    columns = gram[:, cont]
-    if topology.branch.shape[-1]:  # branches out: compensate (none: the base gram's columns)
-        at_outages = gram[topology.branch]  # [K, n_branch] (G is symmetric)
-        weights = capacitance_weights(model, topology, at_outages[:, cont])  # [K, n1]
-        # computed once: XLA would otherwise fuse the elimination into every element below
-        weights = jax.lax.optimization_barrier(weights)
-        # unrolled over K: elementwise, fused by XLA (a batched dot with K rows is slow on CPU)
-        columns = columns - sum(
-            at_outages[k][:, None] * weights[k][None, :] for k in range(weights.shape[0])
-        )
-    # materialised once: XLA would otherwise recompute them in every element below (with every
-    # branch in they are the same for a whole batch)
-    lodf, islanding = jax.lax.optimization_barrier(_lodf_columns(model, cont, columns))
+    lodf, islanding = lodf_after_outages(params.dc, topology, cont)
     return flows.flow[:, None] + lodf * flows.flow[cont][None, :], islanding
 
 

@@ -56,6 +56,7 @@ from gridrl.opf.costs import cost_per_gen, gen_costs
 from gridrl.opf.dcopf import QuadraticProgram, _bus_injection_rhs, _highs_model, build_dc_opf
 from gridrl.opf.network import DcNetwork, dc_network, host_array
 from gridrl.opf.ratings import renewable
+from gridrl.physics.contingency import islanding, lodf_columns, near_islanding
 
 # Penalties per MW, as multiples of the value of lost load: a base-case overload is a real one
 # (protection trips the branch and may start a cascade), so it costs more than shedding.
@@ -63,8 +64,6 @@ OVERLOAD_PENALTY_FACTOR = 2.0
 N1_PENALTY_FACTOR = 0.1
 # A post-contingency flow this far (MW) above its rating gets a row of its own.
 N1_TOLERANCE_MW = 1e-3
-# Below this share of its flow finding a parallel path, a contingency is checked for islanding.
-ISLANDING_REMAINDER = 1e-6
 # HiGHS's QP solver fails ("Solve error") on some steps when penalty costs reach ~1e6 per unit
 # (it warns of excessively large costs); the objective is scaled by a power of two that brings
 # the largest cost below this.
@@ -411,16 +410,15 @@ class Sced:
         reduced = sp.csc_matrix(self._current.bbus[buses][:, buses])
         angles[buses] = splu(reduced).solve(sent[buses])
         transfer = self._current.bf @ angles  # [n_branch, n]: flow on l per unit sent over k
-        remainder = 1.0 - transfer[branches, np.arange(n)]
-        valid = self._usable[branches].copy()
-        # an islanding outage leaves no parallel path (remainder 0); confirm on the graph
-        for position in np.flatnonzero(valid & (np.abs(remainder) < ISLANDING_REMAINDER)):
-            without = self._usable.copy()
-            without[branches[position]] = False
-            energized = _energized(self._network, self._f_bus, self._t_bus, without, self._ref)
-            valid[position] = np.array_equal(energized, self._energized)
-        lodf = np.where(valid, transfer / np.where(valid, remainder, 1.0), 0.0)
-        return lodf, valid
+        # a near-zero remainder is checked on the graph: a long parallel path also gives one
+        splits = near_islanding(transfer, branches)
+        if splits.any():
+            found = islanding(
+                self._f_bus, self._t_bus, self._usable, self._ref, self._n_bus, branches
+            )
+            splits &= np.asarray(found)
+        valid = self._usable[branches] & ~splits
+        return np.where(valid, lodf_columns(transfer, branches, splits), 0.0), valid
 
     def _add_violated_pairs(self, x: np.ndarray) -> bool:
         """Add a soft N-1 row for every (branch, contingency) that `x` violates and that has

@@ -1,14 +1,8 @@
-"""DC sensitivities: PTDF and LODF, MATPOWER's makePTDF / makeLODF conventions.
+"""DC sensitivities: the PTDF, MATPOWER's makePTDF conventions (the LODF: `contingency`).
 
 PTDF[l, v]: MW more on branch l (from end) per MW injected at bus v and withdrawn at the
-reference bus. LODF[l, k]: the change of flow on branch l per MW that flowed on branch k before
-k went out; the diagonal is −1 as in MATPOWER.
-
-Where MATPOWER divides by zero, gridrl defines: a branch whose outage islands part of the grid
-has LODF column 0 off the diagonal (the outcome then depends on the load and generation lost
-with the island, which no distribution factor expresses: solve `dc_power_flow` with the branch
-out instead). Branches out of service or dead have zero rows and columns (diagonal −1 kept),
-and de-energised buses zero PTDF columns.
+reference bus. Branches out of service or dead have zero rows, and de-energised buses zero
+columns.
 """
 
 from __future__ import annotations
@@ -36,13 +30,6 @@ def ptdf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None 
     return _ptdf(model, usable, energized, line_status is not None)
 
 
-def lodf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None = None) -> Array:
-    """[..., n_branch, n_branch] LODF (see the module notes for islanding and dead branches)."""
-    model = dc_model(grid) if model is None else model
-    usable, energized = _topology(grid, model, line_status)
-    return _lodf(model, usable, energized, line_status is not None)
-
-
 def _topology(grid: Grid, model: DCModel, line_status: Array | None) -> tuple[Array, Array]:
     if line_status is None:
         return model.usable, model.energized
@@ -64,27 +51,3 @@ def _ptdf(model: DCModel, usable: Array, energized: Array, own_inverse: bool) ->
     carries = usable & energized[..., model.f_bus]
     b = jnp.where(carries, model.susceptance, 0.0)
     return b[..., :, None] * (angles[..., model.f_bus, :] - angles[..., model.t_bus, :])
-
-
-@partial(jax.jit, static_argnums=(3,))
-def _lodf(model: DCModel, usable: Array, energized: Array, own_inverse: bool) -> Array:
-    factors = _ptdf(model, usable, energized, own_inverse)
-    # transfer[l, k]: flow on l per MW sent from the from end to the to end of branch k
-    transfer = factors[..., :, model.f_bus] - factors[..., :, model.t_bus]
-    self_share = jnp.diagonal(transfer, axis1=-2, axis2=-1)
-    carries = usable & energized[..., model.f_bus]
-    splits = carries & _islanding(model, usable, energized)
-    defined = carries & ~splits
-    safe = jnp.where(defined, 1.0 - self_share, 1.0)
-    factors = jnp.where(
-        carries[..., :, None] & defined[..., None, :], transfer / safe[..., None, :], 0.0
-    )
-    eye = jnp.eye(model.n_branch, dtype=bool)
-    return jnp.where(eye, -1.0, factors)
-
-
-def _islanding(model: DCModel, usable: Array, energized: Array) -> Array:
-    """bool [..., n_branch]: whether taking out each branch alone de-energises some bus."""
-    without = usable[..., None, :] & ~jnp.eye(model.n_branch, dtype=bool)
-    after = islands.reachable(model.f_bus, model.t_bus, without, model.ref, model.n_bus)
-    return jnp.any(energized[..., None, :] & ~after, axis=-1)
