@@ -31,7 +31,7 @@ import numpy as np
 from gridrl.cases.grid import Grid
 from gridrl.physics.dc import DCModel, Outages, capacitance_weights, dc_model
 from gridrl.physics.islands import reachable
-from gridrl.physics.sensitivity import _ptdf, _topology
+from gridrl.physics.sensitivity import ptdf_of_topology, topology_of
 
 Array = jnp.ndarray
 AnyArray = np.ndarray | jax.Array  # numpy (SCED's float64) or JAX, traced arrays too
@@ -87,7 +87,7 @@ def lodf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None 
     line_status [..., n_branch] (AND-ed with the grid's status) gives one matrix per sample,
     each from a dense factorisation of its own topology."""
     model = dc_model(grid) if model is None else model
-    usable, energized = _topology(grid, model, line_status)
+    usable, energized = topology_of(grid, model, line_status)
     return _lodf(model, usable, energized, line_status is not None)[0]
 
 
@@ -96,7 +96,7 @@ def _lodf(
     model: DCModel, usable: Array, energized: Array, own_inverse: bool
 ) -> tuple[Array, Array]:
     """The LODF and bool [..., n_branch]: the live branches whose outage islands buses."""
-    factors = _ptdf(model, usable, energized, own_inverse)
+    factors = ptdf_of_topology(model, usable, energized, own_inverse)
     # transfer[l, k]: flow on l per MW sent from the from end to the to end of branch k
     transfer = factors[..., :, model.f_bus] - factors[..., :, model.t_bus]
     carries = usable & energized[..., model.f_bus]

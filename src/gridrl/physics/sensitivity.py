@@ -26,11 +26,12 @@ def ptdf(grid: Grid, line_status: Array | None = None, *, model: DCModel | None 
     each from a dense factorisation of its own topology.
     """
     model = dc_model(grid) if model is None else model
-    usable, energized = _topology(grid, model, line_status)
-    return _ptdf(model, usable, energized, line_status is not None)
+    usable, energized = topology_of(grid, model, line_status)
+    return ptdf_of_topology(model, usable, energized, line_status is not None)
 
 
-def _topology(grid: Grid, model: DCModel, line_status: Array | None) -> tuple[Array, Array]:
+def topology_of(grid: Grid, model: DCModel, line_status: Array | None) -> tuple[Array, Array]:
+    """(usable branches, energised buses) of `line_status` (None: the model's own)."""
     if line_status is None:
         return model.usable, model.energized
     shape = jnp.shape(line_status)
@@ -42,7 +43,8 @@ def _topology(grid: Grid, model: DCModel, line_status: Array | None) -> tuple[Ar
 
 
 @partial(jax.jit, static_argnums=(3,))
-def _ptdf(model: DCModel, usable: Array, energized: Array, own_inverse: bool) -> Array:
+def ptdf_of_topology(model: DCModel, usable: Array, energized: Array, own_inverse: bool) -> Array:
+    """The PTDF of a topology; `own_inverse`: factorise it (else the base inverse serves)."""
     inverse = (
         jnp.linalg.inv(grounded_matrix(model, usable, energized)) if own_inverse else model.inverse
     )
