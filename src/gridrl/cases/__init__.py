@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gridrl.cases import ieee118
+from gridrl.cases.costs import GenCosts, cost_per_gen, gen_costs
 from gridrl.cases.grid import BusType, CostModel, GenType, Grid
 from gridrl.cases.matpower import read_matpower
 from gridrl.cases.pandapower import from_pandapower
@@ -52,10 +53,13 @@ __all__ = [
     "BusType",
     "CaseError",
     "CostModel",
+    "GenCosts",
     "GenType",
     "Grid",
+    "cost_per_gen",
     "from_pandapower",
     "from_ppc",
+    "gen_costs",
     "load",
     "read_matpower",
 ]

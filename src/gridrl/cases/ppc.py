@@ -26,7 +26,8 @@ MIN_COLUMNS = {"bus": 13, "gen": 10, "branch": 11, "gencost": 4}
 
 
 class CaseError(ValueError):
-    """A case that cannot be turned into a Grid; the message names file, matrix and row."""
+    """A case that cannot be turned into a Grid, or Grid data that cannot be used (cost curves,
+    gridrl.cases.costs); the message names where: file, matrix and row, or field and element."""
 
 
 # Columns where MATPOWER writes ±Inf for "no limit"; any other infinite entry is an error.

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gridrl.cases import Grid, load
-from gridrl.cases.grid import CostModel
+from gridrl.cases.costs import gen_costs
 from gridrl.env import dispatch, exogenous, observations, protection, rewards
 from gridrl.env.config import EnvConfig
 from gridrl.env.layout import agent_groups, agent_names, build_layout
@@ -36,23 +36,27 @@ UNRATED_MVA = 1e6  # stands for "no rating": such a branch never loads above ~0
 # of windy coastal and inland sites (docs/env.md gives the resulting capacity factors).
 WIND_SITE_CYCLE = ("sand_point", "miami", "greensboro", "miami")
 SOLAR_SITE_CYCLE = ("greensboro", "miami")
+# $/h: the intercept of the lines padding a unit's cost segments, far below any real cost so that
+# it is never the largest; finite, as -inf turns into NaN in arithmetic on the padding (0·inf).
+NO_SEGMENT = -1e30
 
 
-def _costs(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(quadratic $/MW²h, linear $/MWh, constant $/h) per unit; piecewise-linear costs are
-    represented by their average slope."""
-    poly = np.asarray(grid.cost_poly, float)
-    padded = np.concatenate([np.zeros((poly.shape[0], 3)), poly], axis=1)[:, -3:]
-    quadratic, linear, constant = padded.T
-    pwl = np.asarray(grid.cost_pwl, float)
-    span = pwl[:, -1, 0] - pwl[:, 0, 0]
-    slope = np.where(span > 0, (pwl[:, -1, 1] - pwl[:, 0, 1]) / np.where(span > 0, span, 1), 0)
-    is_pwl = np.asarray(grid.cost_model) == CostModel.PIECEWISE_LINEAR
-    return (
-        np.where(is_pwl, 0.0, quadratic),
-        np.where(is_pwl, slope, linear),
-        np.where(is_pwl, pwl[:, 0, 1], constant),
-    )
+def _costs(grid: Grid) -> tuple[np.ndarray, ...]:
+    """The grid's cost curves (gridrl.cases.costs, those the OPF uses) per unit: (quadratic,
+    linear, constant) polynomial coefficients, zero for piecewise-linear units, and (slope,
+    intercept) [n_gen, n_segment] of each unit's segment lines, padded with lines at
+    NO_SEGMENT; a polynomial unit has one line at zero, so every unit costs poly(P) + max(lines)."""
+    costs = gen_costs(grid, np.asarray(grid.gen_status) > 0)  # units out of service never run
+    count = np.bincount(costs.segment_gen, minlength=len(costs.pwl_gens))
+    slope = np.zeros((grid.n_gen, max(1, int(count.max(initial=0)))))
+    intercept = np.full(slope.shape, NO_SEGMENT)
+    intercept[:, 0] = 0.0
+    # segments come grouped by unit: each one's place within its unit's row
+    place = np.arange(len(costs.segment_gen)) - np.repeat(np.cumsum(count) - count, count)
+    rows = costs.pwl_gens[costs.segment_gen]
+    slope[rows, place] = costs.segment_slope
+    intercept[rows, place] = costs.segment_intercept
+    return costs.quadratic, costs.linear, costs.constant, slope, intercept
 
 
 def _corridor(grid: Grid, flows: np.ndarray, size: int) -> np.ndarray:
@@ -93,6 +97,7 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
     """Everything an episode needs, from a Grid with regions, types and ratings (numpy, once)."""
     if not np.all(np.isfinite(np.asarray(grid.pd))):
         raise ValueError(f"grid {grid.name!r}: bus loads must be finite")
+    quadratic, linear, constant, slope, intercept = _costs(grid)  # bad cost data fails first
     flows, candidates, ranked = _analysis(grid)
     contingencies = ranked[: config.n1_contingencies]
     layout = build_layout(grid, contingencies)
@@ -112,7 +117,6 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
         days=None if days is None else days(profiles),
         seed=config.seed,
     )
-    quadratic, linear, constant = _costs(grid)
     dispatchable = np.asarray(layout.dispatchable)
     pd = np.asarray(grid.pd, float)
     grid32 = grid.astype(jnp.float32)
@@ -128,6 +132,8 @@ def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
         cost_linear=jnp.asarray(linear, f32),
         cost_quadratic=jnp.asarray(quadratic, f32),
         cost_constant=jnp.asarray(constant, f32),
+        cost_slope=jnp.asarray(slope, f32),
+        cost_intercept=jnp.asarray(intercept, f32),
         rating=jnp.asarray(
             np.where(np.isfinite(grid.rate_a), np.asarray(grid.rate_a), UNRATED_MVA), f32
         ),

@@ -42,10 +42,15 @@ class StepOutcome:
 
 
 def generation_cost(params: EnvParams, pg: Array) -> Array:
-    """$/h of each unit at output `pg` [n_gen]; the constant term only while producing."""
+    """$/h of each unit at output `pg` [n_gen] on the grid's cost curves, exactly those the OPF
+    optimises against: polynomial, or the largest of a piecewise-linear unit's segment lines."""
+    # A unit at 0 MW is off (the env has no separate commitment) and costs nothing: neither a
+    # polynomial's constant term nor a piecewise-linear curve's value at 0 MW (its no-load cost)
+    # is charged. While it produces, the whole curve is.
     running = pg > 1e-6
+    lines = params.cost_slope * pg[..., None] + params.cost_intercept
     return (params.cost_quadratic * pg + params.cost_linear) * pg + jnp.where(
-        running, params.cost_constant, 0.0
+        running, params.cost_constant + jnp.max(lines, axis=-1), 0.0
     )
 
 

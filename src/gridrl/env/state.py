@@ -26,9 +26,12 @@ class EnvParams:
     profiles: Profiles
     sampling: Sampling
     reactive_ratio: Array  # [n_bus] qd/pd of the case, so reactive load follows active load
-    cost_linear: Array  # [n_gen] $/MWh (derivative of the cost curve at 0)
-    cost_quadratic: Array  # [n_gen] $/MW²h
-    cost_constant: Array  # [n_gen] $/h while running
+    # the grid's cost curves (gridrl.cases.costs, as the OPF's): poly(P) + max of the unit's lines
+    cost_linear: Array  # [n_gen] $/MWh of polynomial units (0 for piecewise-linear ones)
+    cost_quadratic: Array  # [n_gen] $/MW²h of polynomial units
+    cost_constant: Array  # [n_gen] $/h of polynomial units, charged while producing
+    cost_slope: Array  # [n_gen, n_segment] $/MWh of each piecewise-linear unit's segments
+    cost_intercept: Array  # [n_gen, n_segment] $/h; padding far below (polynomial units: one 0)
     rating: Array  # [n_branch] MVA, finite (unrated branches get a very large rating)
     peak_load_mw: Array  # scalar: the system load at the annual peak (per unit 1 of profiles)
     event_branches: Array  # int [n_candidates]: branches random outages are drawn from

@@ -1,6 +1,7 @@
-"""Optimisation baselines (numpy + HiGHS, not jitted): DC optimal power flow and SCED."""
+"""Optimisation baselines (numpy + HiGHS, not jitted): DC optimal power flow and SCED. The cost
+curves they optimise are gridrl.cases.costs' (re-exported here), the environment's too."""
 
-from gridrl.opf.costs import GenCosts, cost_per_gen, gen_costs
+from gridrl.cases.costs import GenCosts, cost_per_gen, gen_costs
 from gridrl.opf.dcopf import (
     DcOpfProblem,
     DcOpfResult,

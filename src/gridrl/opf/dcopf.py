@@ -29,8 +29,9 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from gridrl.cases.costs import GenCosts, gen_costs
 from gridrl.cases.grid import BusType, Grid
-from gridrl.opf.costs import GenCosts, gen_costs
+from gridrl.cases.ppc import CaseError
 from gridrl.opf.network import DcNetwork, OpfInputError, dc_network, host_array
 
 TWO_PI = 2.0 * np.pi
@@ -128,12 +129,20 @@ def _epigraph_rows(costs: GenCosts, column_of_gen: np.ndarray, n_gen: int):
     return pg_block, y_block
 
 
+def opf_costs(grid: Grid, active: np.ndarray) -> GenCosts:
+    """`gen_costs`, with cost data the OPF cannot take raised as OpfInputError (same message)."""
+    try:
+        return gen_costs(grid, active)
+    except CaseError as error:
+        raise OpfInputError(str(error)) from error
+
+
 def build_dc_opf(grid: Grid) -> DcOpfProblem:
     """Assemble the DC-OPF of `grid` (sparse, per unit); raises OpfInputError on bad data."""
     network = dc_network(grid)
     base = float(grid.base_mva)
     gens = np.flatnonzero(network.gen_active)
-    costs = gen_costs(grid, network.gen_active)
+    costs = opf_costs(grid, network.gen_active)
     pd = _checked(grid, "pd", network.bus_active, "bus")
     gs = _checked(grid, "gs", network.bus_active, "bus")
     pmin = _checked(grid, "pmin", network.gen_active, "generator", allow_inf=True)[gens]

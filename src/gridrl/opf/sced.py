@@ -51,9 +51,15 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
+from gridrl.cases.costs import cost_per_gen
 from gridrl.cases.grid import BusType, CostModel, Grid
-from gridrl.opf.costs import cost_per_gen, gen_costs
-from gridrl.opf.dcopf import QuadraticProgram, _bus_injection_rhs, _highs_model, build_dc_opf
+from gridrl.opf.dcopf import (
+    QuadraticProgram,
+    _bus_injection_rhs,
+    _highs_model,
+    build_dc_opf,
+    opf_costs,
+)
 from gridrl.opf.network import DcNetwork, dc_network, host_array
 from gridrl.opf.ratings import renewable
 from gridrl.physics.contingency import islanding, lodf_columns, near_islanding
@@ -246,7 +252,7 @@ class Sced:
         self.grid = grid
         priced = grid if cost_segments is None else piecewise_costs(grid, cost_segments)
         problem = build_dc_opf(priced)
-        self._costs = gen_costs(grid, problem.network.gen_active)  # the exact ones, for `cost`
+        self._costs = opf_costs(grid, problem.network.gen_active)  # the exact ones, for `cost`
         self.contingencies = _contingencies(n1_contingencies, problem.network.branch_active)
         self.problem = problem
         base = problem.base_mva

@@ -1,5 +1,6 @@
-"""Generator cost curves of a Grid as the OPF uses them: quadratic polynomials and convex
-piecewise-linear curves (MATPOWER gencost models 2 and 1), in MW and $/h."""
+"""The generator cost curves of a Grid: quadratic polynomials and convex piecewise-linear curves
+(MATPOWER gencost models 2 and 1), in MW and $/h. The one decoder of `cost_model`, `cost_poly`
+and `cost_pwl`: the OPF optimises against these curves and the environment charges them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridrl.cases.grid import CostModel, Grid
-from gridrl.opf.network import OpfInputError, host_array
+from gridrl.cases.ppc import CaseError
 
 # Relative slack on "slopes do not decrease", so that rounding in a file's breakpoints is no error.
 CONVEXITY_TOLERANCE = 1e-9
@@ -33,23 +34,33 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _field(grid: Grid, name: str, ndim: int, dtype=np.float64) -> np.ndarray:
+    """One cost field of `grid` in numpy, rejecting batched grids."""
+    array = np.asarray(getattr(grid, name), dtype=dtype)
+    if array.ndim != ndim:
+        raise CaseError(
+            f"grid.{name} has shape {array.shape}; cost curves are read from one grid, not a batch"
+        )
+    return array
+
+
 def _polynomials(poly: np.ndarray, gens: np.ndarray) -> np.ndarray:
     """[n_gen, 3] (c2, c1, c0) of the polynomial costs of `gens` (a mask), zero elsewhere,
     refusing what a DC-OPF cannot take."""
     padded = np.c_[np.zeros((len(poly), 3)), poly]
     bad = gens & ~np.all(np.isfinite(padded), axis=1)
     if bad.any():
-        raise OpfInputError(f"grid.cost_poly of generator {_first(bad)} is not finite")
+        raise CaseError(f"grid.cost_poly of generator {_first(bad)} is not finite")
     bad = gens & np.any(padded[:, :-3] != 0, axis=1)
     if bad.any():
-        raise OpfInputError(
+        raise CaseError(
             f"grid.cost_poly of generator {_first(bad)} is of order {poly.shape[1] - 1}; the "
             "DC-OPF takes polynomials up to quadratic (as MATPOWER's)"
         )
     coefficients = np.where(gens[:, None], padded[:, -3:], 0.0)
     bad = coefficients[:, 0] < 0
     if bad.any():
-        raise OpfInputError(
+        raise CaseError(
             f"grid.cost_poly of generator {_first(bad)}: negative quadratic term "
             f"{coefficients[_first(bad), 0]}"
         )
@@ -59,19 +70,17 @@ def _polynomials(poly: np.ndarray, gens: np.ndarray) -> np.ndarray:
 def _segments(points: np.ndarray, gen: int) -> tuple[np.ndarray, np.ndarray]:
     """(slopes, intercepts) of one generator's piecewise-linear curve, checked convex."""
     if not np.all(np.isfinite(points)):
-        raise OpfInputError(f"grid.cost_pwl of generator {gen} is not finite")
+        raise CaseError(f"grid.cost_pwl of generator {gen} is not finite")
     dp = np.diff(points[:, 0])
     if np.any(dp < 0):
-        raise OpfInputError(f"grid.cost_pwl of generator {gen}: breakpoints not in increasing MW")
+        raise CaseError(f"grid.cost_pwl of generator {gen}: breakpoints not in increasing MW")
     keep = dp > 0  # padding repeats the last point: zero-length segments carry no information
     if not keep.any():
-        raise OpfInputError(
-            f"grid.cost_pwl of generator {gen} needs at least two distinct breakpoints"
-        )
+        raise CaseError(f"grid.cost_pwl of generator {gen} needs at least two distinct breakpoints")
     slopes = np.diff(points[:, 1])[keep] / dp[keep]
     scale = max(1.0, float(np.max(np.abs(slopes))))
     if np.any(np.diff(slopes) < -CONVEXITY_TOLERANCE * scale):
-        raise OpfInputError(
+        raise CaseError(
             f"grid.cost_pwl of generator {gen} is not convex (slopes {slopes}); the epigraph "
             "formulation needs non-decreasing slopes"
         )
@@ -81,15 +90,15 @@ def _segments(points: np.ndarray, gen: int) -> tuple[np.ndarray, np.ndarray]:
 
 def gen_costs(grid: Grid, active: np.ndarray) -> GenCosts:
     """The cost curves of `grid`'s generators; only those in `active` are checked and kept."""
-    model = host_array(grid, "cost_model", np.int64)
+    model = _field(grid, "cost_model", 1, np.int64)
     polynomial = active & (model == CostModel.POLYNOMIAL)
     piecewise = active & (model == CostModel.PIECEWISE_LINEAR)
     unknown = active & ~polynomial & ~piecewise
     if unknown.any():
         gen = _first(unknown)
-        raise OpfInputError(f"grid.cost_model of generator {gen} is {model[gen]}, not 1 or 2")
-    coefficients = _polynomials(host_array(grid, "cost_poly"), polynomial)
-    pwl = host_array(grid, "cost_pwl")
+        raise CaseError(f"grid.cost_model of generator {gen} is {model[gen]}, not 1 or 2")
+    coefficients = _polynomials(_field(grid, "cost_poly", 2), polynomial)
+    pwl = _field(grid, "cost_pwl", 3)
     pwl_gens = np.flatnonzero(piecewise)
     segments = [_segments(pwl[gen], gen) for gen in pwl_gens]
     return GenCosts(
