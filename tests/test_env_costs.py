@@ -8,7 +8,7 @@ import pytest
 from gridrl.cases import CaseError, CostModel, cost_per_gen, gen_costs, load
 from gridrl.env import rewards
 from gridrl.env.config import EnvConfig
-from gridrl.env.core import _costs, build_params
+from gridrl.env.params import _costs, build_params
 
 # Two dispatchable units of ieee118 given piecewise-linear costs: breakpoints as shares of pmax,
 # the second with fewer points (padded by repeating its last one, as the case readers do).

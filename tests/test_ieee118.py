@@ -12,7 +12,7 @@ import scipy.sparse.csgraph
 
 from gridrl.cases import CaseError, GenType, Grid, ieee118, load, read_matpower
 from gridrl.cases.partition import spectral_partition
-from gridrl.env.core import SOLAR_SITE_CYCLE, WIND_SITE_CYCLE
+from gridrl.env.params import SOLAR_SITE_CYCLE, WIND_SITE_CYCLE
 from gridrl.opf import ratings
 from gridrl.opf.ratings import OperatingPoints
 from gridrl.physics import dc_power_flow

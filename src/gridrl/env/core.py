@@ -17,135 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from gridrl.cases import Grid, load
-from gridrl.cases.costs import gen_costs
 from gridrl.env import dispatch, exogenous, observations, protection, rewards
 from gridrl.env.config import EnvConfig
-from gridrl.env.layout import agent_groups, agent_names, build_layout
+from gridrl.env.layout import agent_groups, agent_names
+from gridrl.env.params import build_params
 from gridrl.env.scenarios import scenario as scenario_preset
 from gridrl.env.spaces import Box
 from gridrl.env.state import EnvParams, EnvState
-from gridrl.physics import contingency, dc_model, dc_power_flow
-from gridrl.physics.ac import ac_model
-from gridrl.timeseries import build_profiles, make_sampling, peak_days, variable_days
 from gridrl.timeseries.sampling import draw_day
 
 Array = jnp.ndarray
-UNRATED_MVA = 1e6  # stands for "no rating": such a branch never loads above ~0
-
-# Which weather site each wind / solar plant follows, cycling over the plants in case order: a mix
-# of windy coastal and inland sites (docs/env.md gives the resulting capacity factors).
-WIND_SITE_CYCLE = ("sand_point", "miami", "greensboro", "miami")
-SOLAR_SITE_CYCLE = ("greensboro", "miami")
-# $/h: the intercept of the lines padding a unit's cost segments, far below any real cost so that
-# it is never the largest; finite, as -inf turns into NaN in arithmetic on the padding (0·inf).
-NO_SEGMENT = -1e30
-
-
-def _costs(grid: Grid) -> tuple[np.ndarray, ...]:
-    """The grid's cost curves (gridrl.cases.costs, those the OPF uses) per unit: (quadratic,
-    linear, constant) polynomial coefficients, zero for piecewise-linear units, and (slope,
-    intercept) [n_gen, n_segment] of each unit's segment lines, padded with lines at
-    NO_SEGMENT; a polynomial unit has one line at zero, so every unit costs poly(P) + max(lines)."""
-    costs = gen_costs(grid, np.asarray(grid.gen_status) > 0)  # units out of service never run
-    count = np.bincount(costs.segment_gen, minlength=len(costs.pwl_gens))
-    slope = np.zeros((grid.n_gen, max(1, int(count.max(initial=0)))))
-    intercept = np.full(slope.shape, NO_SEGMENT)
-    intercept[:, 0] = 0.0
-    # segments come grouped by unit: each one's place within its unit's row
-    place = np.arange(len(costs.segment_gen)) - np.repeat(np.cumsum(count) - count, count)
-    rows = costs.pwl_gens[costs.segment_gen]
-    slope[rows, place] = costs.segment_slope
-    intercept[rows, place] = costs.segment_intercept
-    return costs.quadratic, costs.linear, costs.constant, slope, intercept
-
-
-def _corridor(grid: Grid, flows: np.ndarray, size: int) -> np.ndarray:
-    """The `size` most loaded tie branches between the two regions exchanging the most power."""
-    region = np.asarray(grid.region)
-    f, t = region[np.asarray(grid.f_bus)], region[np.asarray(grid.t_bus)]
-    ties = np.flatnonzero(f != t)
-    if size == 0 or ties.size == 0:
-        return np.zeros(0, np.int32)
-    pairs = {}
-    for k in ties:
-        pair = (min(f[k], t[k]), max(f[k], t[k]))
-        pairs[pair] = pairs.get(pair, 0.0) + abs(flows[k])
-    busiest = max(pairs, key=pairs.get)
-    members = [k for k in ties if (min(f[k], t[k]), max(f[k], t[k])) == busiest]
-    members.sort(key=lambda k: -abs(flows[k]))
-    return np.asarray(members[:size], np.int32)
-
-
-_ANALYSES: dict[int, tuple[Grid, tuple]] = {}
-
-
-def _analysis(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(base flows, non-islanding branches, those ranked by base-LODF severity), computed once
-    per Grid object (environments of several scenarios on one grid share it)."""
-    cached = _ANALYSES.get(id(grid))
-    if cached is not None and cached[0] is grid:
-        return cached[1]
-    grid64 = grid.astype(jnp.float64) if jax.config.jax_enable_x64 else grid
-    flows = np.asarray(dc_power_flow(grid64).pf, float)
-    rating = np.where(np.isfinite(grid.rate_a), grid.rate_a, UNRATED_MVA)
-    result = (flows, *contingency.screen(grid64, flows, rating))
-    _ANALYSES[id(grid)] = (grid, result)
-    return result
-
-
-def build_params(grid: Grid, config: EnvConfig) -> EnvParams:
-    """Everything an episode needs, from a Grid with regions, types and ratings (numpy, once)."""
-    if not np.all(np.isfinite(np.asarray(grid.pd))):
-        raise ValueError(f"grid {grid.name!r}: bus loads must be finite")
-    quadratic, linear, constant, slope, intercept = _costs(grid)  # bad cost data fails first
-    flows, candidates, ranked = _analysis(grid)
-    contingencies = ranked[: config.n1_contingencies]
-    layout = build_layout(grid, contingencies)
-    scenario = config.scenario
-    profiles = build_profiles()
-    days = {"peak": peak_days, "variable": variable_days}.get(scenario.days)
-    sites = profiles.wind_sites
-    n_wind, n_solar = int(layout.wind.shape[0]), int(layout.solar.shape[0])
-    sampling = make_sampling(
-        profiles,
-        np.asarray(grid.pd, float),
-        [sites.index(WIND_SITE_CYCLE[i % len(WIND_SITE_CYCLE)]) for i in range(n_wind)],
-        [
-            profiles.solar_sites.index(SOLAR_SITE_CYCLE[i % len(SOLAR_SITE_CYCLE)])
-            for i in range(n_solar)
-        ],
-        days=None if days is None else days(profiles),
-        seed=config.seed,
-    )
-    dispatchable = np.asarray(layout.dispatchable)
-    pd = np.asarray(grid.pd, float)
-    grid32 = grid.astype(jnp.float32)
-    f32 = jnp.float32
-    return EnvParams(
-        grid=grid32,
-        dc=dc_model(grid32),
-        ac=ac_model(grid32) if config.physics == "ac" else None,
-        layout=layout,
-        profiles=profiles,
-        sampling=sampling,
-        reactive_ratio=jnp.asarray(grid.reactive_ratio, f32),
-        cost_linear=jnp.asarray(linear, f32),
-        cost_quadratic=jnp.asarray(quadratic, f32),
-        cost_constant=jnp.asarray(constant, f32),
-        cost_slope=jnp.asarray(slope, f32),
-        cost_intercept=jnp.asarray(intercept, f32),
-        rating=jnp.asarray(
-            np.where(np.isfinite(grid.rate_a), np.asarray(grid.rate_a), UNRATED_MVA), f32
-        ),
-        peak_load_mw=jnp.asarray(max(float(np.sum(np.maximum(pd, 0))), 1.0), f32),
-        event_branches=jnp.asarray(candidates, jnp.int32),
-        event_units=jnp.asarray(np.flatnonzero(dispatchable), jnp.int32),
-        largest_unit=jnp.asarray(int(np.argmax(np.where(dispatchable, grid.pmax, -1))), jnp.int32),
-        corridor=jnp.asarray(_corridor(grid, flows, scenario.corridor_outage)),
-        critical=jnp.asarray(
-            ranked[: max(scenario.initial_branch_outages, config.n1_contingencies)], jnp.int32
-        ),
-    )
 
 
 class GridEnv:
@@ -301,33 +182,13 @@ class GridEnv:
             hot = jnp.argsort(-response.flows.loading)[: scenario.initial_overload_counters]
             limit = config.protection.trip_after_steps - 1
             counts = counts.at[hot].set(jnp.where(response.line_status[hot], limit, 0))
-        state = EnvState(
-            step=step,
-            day=day,
-            noise=noise,
-            pg=_final_output(params, response),
-            demand=demand,
-            available=available,
-            branch_down=jnp.where(
-                response.tripped, config.protection.reconnect_after_steps, branch_down
-            ).astype(jnp.int32),
-            overload_count=counts,
-            gen_down=gen_down,
-            event_step=event_step,
-            event_element=event_element,
-            event_duration=event_duration,
-            directive=jnp.zeros(layout.n_region, grid.pd.dtype),
+        state = _settle(
+            params, config, sp, demand, branch_down, response.replace(overload_count=counts),
+            step=step, day=day, noise=noise, demand=demand, available=available,
+            gen_down=gen_down, event_step=event_step, event_element=event_element,
+            event_duration=event_duration, directive=jnp.zeros(layout.n_region, grid.pd.dtype),
             gate=jnp.zeros(layout.n_region, grid.pd.dtype),
-            flow=response.flows.flow,
-            vm=response.flows.vm,
-            va=response.flows.va,
-            losses=response.flows.losses,
-            energized=response.flows.energized,
-            served=jnp.where(response.flows.energized, demand, 0.0) - response.balance.auto_shed,
-            reserve=_reserve(params, response, sp),
-            n1_secure=response.n1_secure,
-            terminated=jnp.array(False),
-        )
+        )  # fmt: skip
         not_served = jnp.sum(demand) - jnp.sum(state.served)
         extras = observations.Extras(
             forecasts=exogenous.forecasts(
@@ -364,14 +225,15 @@ class GridEnv:
             params, config, sp, served, unit_on, line_status, state.overload_count, last
         )
         flows, bal = response.flows, response.balance
-        pg = _final_output(params, response)
-        branch_down = jnp.where(
-            response.tripped, config.protection.reconnect_after_steps, branch_down
-        ).astype(jnp.int32)
-        delivered = jnp.where(flows.energized, served, 0.0) - bal.auto_shed
-        not_served = jnp.maximum(demand, 0.0) - jnp.maximum(delivered, 0.0)
+        new_state = _settle(
+            params, config, sp, served, branch_down, response,
+            step=step, day=state.day, noise=noise, demand=demand, available=available,
+            gen_down=gen_down, event_step=state.event_step, event_element=state.event_element,
+            event_duration=state.event_duration, directive=decoded.directive, gate=decoded.gate,
+        )  # fmt: skip
+        not_served = jnp.maximum(demand, 0.0) - jnp.maximum(new_state.served, 0.0)
         ens = jnp.sum(not_served)
-        n_out = jnp.sum((grid.branch_status > 0) & (branch_down > 0))
+        n_out = jnp.sum((grid.branch_status > 0) & (new_state.branch_down > 0))
         # beyond max_outages the solvers would drop outages: the episode is cut there, truncated
         # rather than terminated, since the grid's fate is unknown (docs/env.md, "Termination")
         outage_limit = n_out > config.max_outages
@@ -379,35 +241,9 @@ class GridEnv:
         # (beyond the limit it fails for want of them); lost load is sound either way
         collapsed = ~flows.converged & ~outage_limit
         blackout = (ens > config.blackout_share * jnp.sum(jnp.maximum(demand, 0.0))) | collapsed
-        reserve = _reserve(params, response, sp)
-        n1 = response.n1_secure
-        new_state = EnvState(
-            step=step,
-            day=state.day,
-            noise=noise,
-            pg=pg,
-            demand=demand,
-            available=available,
-            branch_down=branch_down,
-            overload_count=response.overload_count,
-            gen_down=gen_down,
-            event_step=state.event_step,
-            event_element=state.event_element,
-            event_duration=state.event_duration,
-            directive=decoded.directive,
-            gate=decoded.gate,
-            flow=flows.flow,
-            vm=flows.vm,
-            va=flows.va,
-            losses=flows.losses,
-            energized=flows.energized,
-            served=delivered,
-            reserve=reserve,
-            n1_secure=n1,
-            terminated=blackout,
-        )
+        new_state = new_state.replace(terminated=blackout)
         outcome = rewards.StepOutcome(
-            pg=pg,
+            pg=new_state.pg,
             demand=demand,
             not_served=not_served,
             curtailed=sp.curtailed + bal.spilled,
@@ -416,8 +252,8 @@ class GridEnv:
             tripped=response.tripped,
             vm=flows.vm,
             energized=flows.energized,
-            reserve=reserve,
-            n1_secure=n1,
+            reserve=new_state.reserve,
+            n1_secure=response.n1_secure,
             blackout=blackout,
             voltage_checked=config.physics == "ac",
         )
@@ -448,6 +284,40 @@ def _apply_events(branch_down, gen_down, event_step, event_element, event_durati
     gen_index = jnp.clip(event_element - n_branch, 0, gen_down.shape[0] - 1)
     gen_down = gen_down.at[gen_index].max(unit)
     return branch_down.astype(jnp.int32), gen_down.astype(jnp.int32)
+
+
+def _settle(
+    params: EnvParams,
+    config: EnvConfig,
+    sp: dispatch.Setpoints,
+    requested: Array,
+    branch_down: Array,
+    response: protection.Response,
+    **carried: Array,
+) -> EnvState:
+    """The state a step (or the episode's start) settles into once its power flow and protection
+    have run: what they decided (output, flows, trips, reserve, N-1) and the load served, i.e. the
+    `requested` load [n_bus] MW (demand less the operator's shedding) on energised buses, less the
+    automatic shedding; `carried` holds the other fields as they are. Not terminated: the step
+    judges that on this state."""
+    flows = response.flows
+    return EnvState(
+        pg=_final_output(params, response),
+        branch_down=jnp.where(
+            response.tripped, config.protection.reconnect_after_steps, branch_down
+        ).astype(jnp.int32),
+        overload_count=response.overload_count,
+        flow=flows.flow,
+        vm=flows.vm,
+        va=flows.va,
+        losses=flows.losses,
+        energized=flows.energized,
+        served=jnp.where(flows.energized, requested, 0.0) - response.balance.auto_shed,
+        reserve=_reserve(params, response, sp),
+        n1_secure=response.n1_secure,
+        terminated=jnp.array(False),
+        **carried,
+    )
 
 
 def _final_output(params: EnvParams, response: protection.Response) -> Array:
