@@ -214,9 +214,14 @@ def _orbax() -> Any:
 
 
 def _checkpointer() -> Any:
-    """A synchronous orbax checkpointer (StandardCheckpointer saves in a background thread)."""
+    """A synchronous orbax checkpointer (StandardCheckpointer saves in a background thread),
+    acting for this process alone: in a multi-host run process 0 saves without the others (it
+    holds the whole state), and each process restores without waiting for the rest."""
     ocp = _orbax()
-    return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    alone = ocp.options.MultiprocessingOptions(
+        primary_host=jax.process_index(), active_processes={jax.process_index()}
+    )
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler(), multiprocessing_options=alone)
 
 
 def _hide(folder: Path) -> Path:
