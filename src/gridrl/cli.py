@@ -281,15 +281,26 @@ def _training_bar(console: Console):
 
 
 def train(args: argparse.Namespace, console: Console) -> int:
-    """Train agents, or resume a run, with a progress bar; checkpoints and logs in the run."""
+    """Train agents, or resume a run, with a progress bar; checkpoints and logs in the run. On
+    the devices asked for (default: all of this host's); with several processes (multi-host),
+    process 0 alone shows the bar, writes the run and evaluates (docs/scaling.md)."""
+    import contextlib
+
+    from gridrl.train import sharding
     from gridrl.train.config import ConfigError
     from gridrl.train.run import held_out_evaluation, train_run
 
     if args.resume is None and args.out is None:
         raise ConfigError("give --out RUN_DIR for a new run, or --resume RUN_DIR")
+    # before any computation: the processes join, then the mesh spans their devices
+    sharding.initialize(
+        args.coordinator, args.num_processes, args.process_id, auto=args.distributed
+    )
+    mesh = sharding.data_mesh(args.devices)
     config = None if args.resume else _train_config(args)
     run_dir = Path(args.resume or args.out)
-    progress, on_update = _training_bar(console)
+    main = sharding.is_main_process()
+    progress, on_update = _training_bar(console) if main else (contextlib.nullcontext(), None)
     try:  # the bar closed first: the line below is the last one printed
         with progress:
             result = train_run(
@@ -298,15 +309,18 @@ def train(args: argparse.Namespace, console: Console) -> int:
                 resume=args.resume is not None,
                 on_update=on_update,
                 evaluate_policy=held_out_evaluation,
+                mesh=mesh,
             )
     except KeyboardInterrupt:
         return _interrupted(
             console,
             f"{run_dir} keeps its last checkpoint; continue with `gridrl train --resume {run_dir}`",
         )
+    if not main:
+        return 0
     console.print(
-        f"trained {result.updates} updates ({result.env_steps:,} env-steps) in "
-        f"{result.seconds:,.0f} s; run folder: {run_dir}"
+        f"trained {result.updates} updates ({result.env_steps:,} env-steps) on "
+        f"{mesh.devices.size} device(s) in {result.seconds:,.0f} s; run folder: {run_dir}"
     )
     if result.evaluation is not None:
         console.print(_evaluation_table(result.evaluation))
@@ -383,6 +397,26 @@ def _parser() -> argparse.ArgumentParser:
     learn.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     learn.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any config field"
+    )
+    scale = learn.add_argument_group("devices and hosts (docs/scaling.md)")
+    scale.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="devices to train on, of each process (default: all); num_envs is split over them",
+    )
+    scale.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="multi-host: process 0's address and port"
+    )
+    scale.add_argument(
+        "--num-processes", type=_positive_int, metavar="N", help="multi-host: processes in all"
+    )
+    scale.add_argument(
+        "--process-id", type=int, metavar="I", help="multi-host: this process, 0 to N-1"
+    )
+    scale.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host, detected from the cluster (SLURM, Cloud TPU, Open MPI, Kubernetes)",
     )
     learn.set_defaults(handler=train)
     page = commands.add_parser(

@@ -165,8 +165,9 @@ class GridRLConfig:
             (self.rollout_steps >= 1, "rollout_steps must be >= 1"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (
-                self.minibatches >= 1 and self.batch_steps % self.minibatches == 0,
-                "minibatches must divide num_envs * rollout_steps",
+                # a minibatch takes rollout_steps / minibatches steps of every grid (train/ppo.py)
+                self.minibatches >= 1 and self.rollout_steps % self.minibatches == 0,
+                "minibatches must divide rollout_steps (each minibatch takes steps of every grid)",
             ),
             (self.lr > 0 and self.bc_lr > 0, "lr and bc_lr must be > 0"),
             (self.token % self.heads == 0, "token must be divisible by heads"),

@@ -28,7 +28,7 @@ from tensorboardX import SummaryWriter
 
 from gridrl.io import atomic_write_text
 
-__all__ = ["METRICS", "TENSORBOARD", "MetricsError", "RunLogger", "read_metrics"]
+__all__ = ["METRICS", "TENSORBOARD", "MetricsError", "NullLogger", "RunLogger", "read_metrics"]
 
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
@@ -168,3 +168,19 @@ class RunLogger:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class NullLogger(RunLogger):
+    """A logger that writes nothing: the processes of a multi-host run other than process 0."""
+
+    def __init__(self) -> None:  # no folder, no files
+        pass
+
+    def log(self, step: int, scalars: Mapping[str, Any]) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass

@@ -1,6 +1,6 @@
 """Hierarchical multi-agent PPO, PureJaxRL / JaxMARL style.
 
-    trainer = Trainer(config)
+    trainer = Trainer(config)                       # mesh=data_mesh(4): 4 devices, same program
     state = trainer.init(key)
     state, metrics = trainer.updates(state, n)     # n updates, one jitted call
     final, metrics = make_train(config)(key)        # the whole run, pure (vmap it over seeds)
@@ -13,6 +13,19 @@ bonus, global gradient-norm clipping, Adam with a schedule). Observations are no
 running statistics frozen during a rollout and its update; per-agent returns are normalised
 for the critic (MAPPO's value normalisation). Per-update metrics are scalars reduced inside the
 graph, so memory does not grow with the run.
+
+Devices (gridrl.train.sharding): the updates run under `jax.shard_map` over a 1-axis mesh
+`data`; the grids (`num_envs`, the global batch) are split in equal blocks over its devices, each
+device steps its block and keeps its part of the rollout; parameters, optimiser state and
+normalisers are replicated. Gradients are summed over the devices (each device's loss is its
+share of the global loss: per-agent means divide by the global decision counts), and every
+statistic of the batch (observation and value normalisers, advantage normalisation, logged
+metrics) is reduced across the axis. A grid's random keys are split for the whole batch and
+sliced, and the minibatches are defined per grid: each epoch shuffles every grid's
+`rollout_steps` steps (a key per grid) and minibatch m takes the m-th `rollout_steps /
+minibatches` of each grid's shuffled steps. A minibatch is thus the same set of samples on 1
+device and on N (the union of the devices' shares), and 1 device and N devices compute the same
+update up to the order of floating-point sums. One device is the same program on a mesh of one.
 """
 
 from __future__ import annotations
@@ -30,8 +43,9 @@ from gridrl.agents import learned
 from gridrl.agents.networks import Actor, AgentSpec, group_obs, init_params
 from gridrl.agents.normalize import RunningStats
 from gridrl.env import AutoReset, GridEnv
-from gridrl.train import gae
+from gridrl.train import gae, sharding
 from gridrl.train.config import GridRLConfig
+from gridrl.train.sharding import REPLICATED, SHARDED, local_rows, pmean, psum
 
 Array = jnp.ndarray
 # a truncated episode bootstraps from its final state: up to one grid in this many per step
@@ -62,6 +76,21 @@ class TrainState(NamedTuple):
     update: Array  # int32: updates done
 
 
+# how each part of the state lies on the mesh: the grids' parts split on their leading axis
+STATE_SPECS = TrainState(
+    params=REPLICATED,
+    opt_state=REPLICATED,
+    obs_norm=REPLICATED,
+    value_norm=REPLICATED,
+    env_states=SHARDED,
+    obs=SHARDED,
+    held=SHARDED,
+    episode_return=SHARDED,
+    key=REPLICATED,
+    update=REPLICATED,
+)
+
+
 class Transition(NamedTuple):
     obs: tuple  # per group [n_members, obs_size], as observed (normalised in the update)
     world: Array  # the world state, as observed
@@ -88,10 +117,19 @@ def build_envs(config: GridRLConfig) -> tuple[GridEnv, ...]:
 
 
 class Trainer:
-    """The pure functions of a training run for `config` (their jitted forms are cached)."""
+    """The pure functions of a training run for `config` on the devices of `mesh` (default: all
+    of them, `sharding.data_mesh()`); their jitted forms are cached."""
 
-    def __init__(self, config: GridRLConfig, envs: tuple[GridEnv, ...] | None = None):
+    def __init__(
+        self,
+        config: GridRLConfig,
+        envs: tuple[GridEnv, ...] | None = None,
+        mesh: jax.sharding.Mesh | None = None,
+    ):
         self.config = config.validate()
+        self.mesh = mesh if mesh is not None else sharding.data_mesh()
+        self.n_devices = self.mesh.devices.size
+        sharding.check_divisible(config.envs_per_scenario(), self.n_devices)
         self.envs = envs if envs is not None else build_envs(config)
         self.env = self.envs[0]
         self.spec = learned.agent_spec(self.env, joint=config.joint, action_mode=config.action_mode)
@@ -104,8 +142,16 @@ class Trainer:
             optax.clip_by_global_norm(config.max_grad_norm),
             optax.adam(_schedule(config), eps=1e-5),
         )
+        self.shardings = sharding.shardings(self.mesh, STATE_SPECS)
         self.updates = jax.jit(self._updates, static_argnums=(1,))
-        self.init = jax.jit(self._init)
+        replicated = jax.sharding.NamedSharding(self.mesh, REPLICATED)
+        self.init = jax.jit(self._init, in_shardings=replicated, out_shardings=self.shardings)
+
+    def on_mesh(self, fn: Callable, out_specs) -> Callable:
+        """`fn(state)` of a device's share of the state, as a function of the global state."""
+        return jax.shard_map(
+            fn, mesh=self.mesh, in_specs=(STATE_SPECS,), out_specs=out_specs, check_vma=False
+        )
 
     # --- the state -----------------------------------------------------------------------
 
@@ -167,8 +213,10 @@ class Trainer:
         env, params, spec = self.envs[s], self.params[s], self.spec
         wrapped = AutoReset(env, final_obs=True)
         obs, env_state = train.obs[s], train.env_states[s]
-        count = self.counts[s]
+        count = self.counts[s] // self.n_devices  # this device's grids of the scenario
         k_act, k_env = jax.random.split(key)
+        # a key per grid of the whole batch, this device's block of them
+        grid_keys = lambda k: local_rows(jax.random.split(k, self.counts[s]), self.n_devices)  # noqa: E731
 
         def decide(k, o, st, held):
             outputs = learned.policy(spec, self.network, train.params["actor"], train.obs_norm, o)
@@ -185,14 +233,14 @@ class Trainer:
             return d, decides, hold_next
 
         decision, decides, hold_next = jax.vmap(decide)(
-            jax.random.split(k_act, count), obs, env_state, train.held[s]
+            grid_keys(k_act), obs, env_state, train.held[s]
         )
         groups = jax.vmap(lambda o: group_obs(spec, o))(obs)
         world = obs["world_state"]
         value = self._values(train, train.params["critic"], world)
         next_obs, next_state, rewards, dones, info = jax.vmap(
             wrapped.step, in_axes=(0, 0, 0, None)
-        )(jax.random.split(k_env, count), env_state, decision.actions, params)
+        )(grid_keys(k_env), env_state, decision.actions, params)
         reward = jax.vmap(lambda r: self._rewards(env, r))(rewards)
         done = dones["__all__"]
         terminated = info["blackout"]
@@ -277,6 +325,9 @@ class Trainer:
         )
 
     def _loss(self, params, batch, train: TrainState, value_norm: RunningStats):
+        """This device's share of the minibatch's loss (the shares sum to the global loss:
+        per-agent means divide by the global decision counts, the value loss by the global
+        minibatch's size), and its shares of the diagnostics."""
         traj, adv, targets = batch
         spec, cfg = self.spec, self.config
         norm = train.obs_norm
@@ -291,10 +342,11 @@ class Trainer:
 
         log_prob, entropy = jax.vmap(agent_terms)(traj.obs, traj.raw)
         mask = traj.decides.astype(jnp.float32)
+        decisions = jnp.maximum(psum(jnp.sum(mask, 0)), 1.0)  # the global minibatch's
         ratio = jnp.exp(log_prob - traj.log_prob)
         clipped = jnp.clip(ratio, 1.0 - self.clip, 1.0 + self.clip)
         surrogate = -jnp.minimum(ratio * adv, clipped * adv)
-        per_agent = lambda x: jnp.sum(x * mask, 0) / jnp.maximum(jnp.sum(mask, 0), 1.0)  # noqa: E731
+        per_agent = lambda x: jnp.sum(x * mask, 0) / decisions  # noqa: E731
         # a warm-started actor waits while the critic learns its values (no noisy advantages)
         acting = (train.update >= cfg.critic_warmup_updates).astype(jnp.float32)
         policy_loss = acting * jnp.sum(self.weight * per_agent(surrogate))
@@ -304,10 +356,14 @@ class Trainer:
         value_clipped = traj.value + jnp.clip(
             value - traj.value, -cfg.value_clip_eps, cfg.value_clip_eps
         )
-        value_loss = 0.5 * jnp.mean(
-            jnp.maximum(
-                (value - normalised_targets) ** 2, (value_clipped - normalised_targets) ** 2
+        value_loss = (
+            0.5
+            * jnp.sum(
+                jnp.maximum(
+                    (value - normalised_targets) ** 2, (value_clipped - normalised_targets) ** 2
+                )
             )
+            / (value.size * self.n_devices)
         )
         loss = policy_loss + cfg.vf_coef * value_loss - cfg.entropy_coef * entropy_term
         log_ratio = log_prob - traj.log_prob
@@ -322,37 +378,48 @@ class Trainer:
         }
         return loss, diagnostics
 
+    def _minibatches(self, key: jax.Array, samples):
+        """[minibatches, samples of each, ...] of a device's share `samples` ([T, grids, ...]):
+        each grid's steps shuffled by its own key (split for the global batch: the same
+        shuffles on any number of devices), minibatch m the m-th slice of every grid's."""
+        cfg = self.config
+        grids = jax.tree.leaves(samples)[0].shape[1]
+        keys = local_rows(jax.random.split(key, cfg.num_envs), self.n_devices)
+        order = jax.vmap(lambda k: jax.random.permutation(k, cfg.rollout_steps))(keys)
+        per = cfg.rollout_steps // cfg.minibatches
+
+        def split(x):  # [T, grids, ...] -> [minibatches, grids * per, ...]
+            shuffled = jax.vmap(lambda xs, o: xs[o], in_axes=(1, 0))(x, order)  # [grids, T, ...]
+            parts = shuffled.reshape(grids, cfg.minibatches, per, *x.shape[2:])
+            return jnp.swapaxes(parts, 0, 1).reshape(cfg.minibatches, grids * per, *x.shape[2:])
+
+        return jax.tree.map(split, samples)
+
     def _update(self, train: TrainState, _):
         cfg = self.config
         train, traj, stats, last_value = self._rollout(train)
         adv, returns = self._advantages(train, traj, last_value)
-        value_norm = train.value_norm.update(returns)
-        # advantage normalisation per agent, over the decisions of the batch
+        value_norm = sharding.merged(train.value_norm, returns)
+        # advantage normalisation per agent, over the decisions of the (global) batch
         mask = traj.decides.astype(jnp.float32)
-        count = jnp.maximum(jnp.sum(mask, (0, 1)), 1.0)
-        mean = jnp.sum(adv * mask, (0, 1)) / count
-        std = jnp.sqrt(jnp.sum(((adv - mean) * mask) ** 2, (0, 1)) / count) + 1e-8
+        count = jnp.maximum(psum(jnp.sum(mask, (0, 1))), 1.0)
+        mean = psum(jnp.sum(adv * mask, (0, 1))) / count
+        std = jnp.sqrt(psum(jnp.sum(((adv - mean) * mask) ** 2, (0, 1))) / count) + 1e-8
         adv_normalised = (adv - mean) / std
-        samples = cfg.batch_steps
-        flat = jax.tree.map(
-            lambda x: x.reshape(samples, *x.shape[2:]), (traj, adv_normalised, returns)
-        )
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
 
         def epoch(carry, key):
             params, opt_state = carry
-            order = jax.random.permutation(key, samples)
-            batches = jax.tree.map(
-                lambda x: x[order].reshape(cfg.minibatches, -1, *x.shape[1:]), flat
-            )
 
             def minibatch(carry, batch):
                 params, opt_state = carry
                 (_, diagnostics), grads = grad_fn(params, batch, train, value_norm)
+                grads, diagnostics = psum((grads, diagnostics))  # the shares' sums: global
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
                 diagnostics["grad_norm"] = optax.global_norm(grads)
                 return (optax.apply_updates(params, updates), opt_state), diagnostics
 
+            batches = self._minibatches(key, (traj, adv_normalised, returns))
             return jax.lax.scan(minibatch, (params, opt_state), batches)
 
         key, k_epochs = jax.random.split(train.key)
@@ -361,25 +428,29 @@ class Trainer:
         )
         # the statistics take in the rollout's observations, for the next rollout
         obs_norm = learned.ObsNormalizer(
-            tuple(s.update(o) for s, o in zip(train.obs_norm.groups, traj.obs, strict=True)),
-            train.obs_norm.world.update(traj.world),
+            tuple(
+                sharding.merged(s, o) for s, o in zip(train.obs_norm.groups, traj.obs, strict=True)
+            ),
+            sharding.merged(train.obs_norm.world, traj.world),
         )
         values = value_norm.denormalize(traj.value)
-        explained = 1.0 - jnp.var(returns - values, axis=(0, 1)) / jnp.maximum(
-            jnp.var(returns, axis=(0, 1)), 1e-8
+        n_agents = (self.spec.n_agents,)
+        explained = 1.0 - sharding.moments(returns - values, n_agents)[1] / jnp.maximum(
+            sharding.moments(returns, n_agents)[1], 1e-8
         )
-        episodes = jnp.sum(stats["episodes"])
+        episodes = psum(jnp.sum(stats["episodes"]))
+        reward = pmean(jnp.mean(traj.reward, (0, 1)))  # [n_agents]
         metrics = {k: jnp.mean(v) for k, v in diagnostics.items()}
-        metrics |= {k: jnp.mean(stats[k]) for k in INFO_KEYS}
+        metrics |= {k: pmean(jnp.mean(stats[k])) for k in INFO_KEYS}
         metrics |= {
             "episodes": episodes,
             "explained_variance": jnp.mean(explained),
-            "reward_mean": jnp.mean(traj.reward),
+            "reward_mean": jnp.mean(reward),
         }
-        episode_returns = jnp.sum(stats["return_sum"], 0) / jnp.maximum(episodes, 1)
+        episode_returns = psum(jnp.sum(stats["return_sum"], 0)) / jnp.maximum(episodes, 1)
         for i, agent in enumerate(self.spec.agents):
             metrics[f"return/{agent}"] = jnp.where(episodes > 0, episode_returns[i], jnp.nan)
-            metrics[f"reward/{agent}"] = jnp.mean(traj.reward[..., i])
+            metrics[f"reward/{agent}"] = reward[i]
         train = train._replace(
             params=params,
             opt_state=opt_state,
@@ -391,7 +462,9 @@ class Trainer:
         return train, metrics
 
     def _updates(self, train: TrainState, n: int):
-        return jax.lax.scan(self._update, train, None, length=n)
+        """`n` updates of the global state: each device runs them on its share."""
+        run = lambda t: jax.lax.scan(self._update, t, None, length=n)  # noqa: E731
+        return self.on_mesh(run, (STATE_SPECS, REPLICATED))(train)
 
 
 def values_where(
@@ -457,17 +530,23 @@ def _schedule(config: GridRLConfig) -> optax.Schedule:
     return optax.linear_schedule(config.lr, 0.0, steps)
 
 
+def trainer_for(config: GridRLConfig, mesh: jax.sharding.Mesh | None = None) -> Trainer:
+    """The trainer of `config` on `mesh` (default: every device), built once per process: runs
+    of one config (a resume, the tests) share its compiled functions."""
+    return _cached_trainer(config, mesh if mesh is not None else sharding.data_mesh())
+
+
 @functools.lru_cache(maxsize=4)
-def trainer_for(config: GridRLConfig) -> Trainer:
-    """The trainer of `config`, built once per process: runs of one config (a resume, the tests)
-    share its compiled functions."""
-    return Trainer(config)
+def _cached_trainer(config: GridRLConfig, mesh: jax.sharding.Mesh) -> Trainer:
+    return Trainer(config, mesh=mesh)
 
 
-def make_train(config: GridRLConfig) -> Callable[[jax.Array], tuple[TrainState, dict]]:
+def make_train(
+    config: GridRLConfig, mesh: jax.sharding.Mesh | None = None
+) -> Callable[[jax.Array], tuple[TrainState, dict]]:
     """A pure `train(key) -> (final state, per-update metrics)` for the whole run; jit it, or vmap
     it over seeds (`jax.vmap(make_train(config))(keys)`)."""
-    trainer = Trainer(config)
+    trainer = Trainer(config, mesh=mesh)
 
     def train(key: jax.Array):
         return trainer._updates(trainer._init(key), config.num_updates)

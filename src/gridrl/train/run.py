@@ -9,6 +9,11 @@ env-steps so far), `evaluations.jsonl` (periodic held-out evaluations) and, at t
 `evaluation.json` (the final policy, `gridrl evaluate`'s format). Updates run in jitted chunks
 that end on multiples of `checkpoint_every`, so a resumed run executes exactly the same chunks as
 an uninterrupted one and ends with the same parameters.
+
+Several processes (`jax.distributed`, gridrl.train.sharding) run the same `train_run` on one run
+folder, each stepping its devices' grids: process 0 alone writes the folder (config, checkpoints,
+logs) and evaluates; the others train beside it. A resume reads the folder from every process
+(a filesystem they share).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import numpy as np
 from gridrl import io
 from gridrl.agents import checkpoint
 from gridrl.agents.trained import POLICY, LearnedSpec, TrainedPolicy, policy_weights
+from gridrl.train import sharding
 from gridrl.train.bc import warm_start
 from gridrl.train.config import GridRLConfig
-from gridrl.train.logging import RunLogger
+from gridrl.train.logging import NullLogger, RunLogger
 from gridrl.train.ppo import Trainer, TrainState, trainer_for
 
 CONFIG_FILE = "config.json"
@@ -141,7 +147,8 @@ def load_config(run_dir: Path) -> GridRLConfig:
 
 
 def prepare(config: GridRLConfig | None, run_dir: Path, resume: bool) -> GridRLConfig:
-    """Check the run folder before any work; the config to run (a resumed run's own)."""
+    """Check the run folder before any work; the config to run (a resumed run's own). Every
+    process checks, then process 0 writes the config."""
     io.check_output_dir(run_dir)
     has_run = (run_dir / CONFIG_FILE).exists() or (run_dir / "checkpoints").exists()
     if resume:
@@ -158,7 +165,9 @@ def prepare(config: GridRLConfig | None, run_dir: Path, resume: bool) -> GridRLC
             checkpoint.read_meta(checkpoint.resolve(config.init_from))
         except (ValueError, OSError) as error:
             raise RunError(f"init_from {config.init_from}: {error}") from None
-    io.atomic_write_text(run_dir / CONFIG_FILE, config.to_json() + "\n")
+    sharding.barrier("gridrl-run-checked")  # no process reads the folder after this write
+    if sharding.is_main_process():
+        io.atomic_write_text(run_dir / CONFIG_FILE, config.to_json() + "\n")
     return config
 
 
@@ -181,37 +190,56 @@ def train_run(
     resume: bool = False,
     on_update: Callable[[int, int, int, dict], None] | None = None,
     evaluate_policy: Callable[[Trainer, TrainState], dict] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> RunResult:
-    """Train (or resume) the run in `run_dir`, from another run's agents (`init_from`) and after a
-    behaviour-cloning warm start if the config asks for them (checkpoint 0).
-    `on_update(update, total, env_steps, scalars)` follows each update (a progress bar);
-    `evaluate_policy(trainer, state)` evaluates held-out episodes (an evaluation document:
-    periodically, logged, and at the end, written to evaluation.json)."""
+    """Train (or resume) the run in `run_dir` on the devices of `mesh` (default: all), from
+    another run's agents (`init_from`) and after a behaviour-cloning warm start if the config
+    asks for them (checkpoint 0). `on_update(update, total, env_steps, scalars)` follows each
+    update (a progress bar); `evaluate_policy(trainer, state)` evaluates held-out episodes (an
+    evaluation document: periodically, logged, and at the end, written to evaluation.json).
+    With several processes, only process 0 calls them, writes and evaluates."""
     run_dir = Path(run_dir)
+    mesh = mesh if mesh is not None else sharding.data_mesh()
+    if config is not None:  # refused before the folder is written
+        sharding.check_divisible(config.envs_per_scenario(), mesh.devices.size)
     config = prepare(config, run_dir, resume)
-    if resume and checkpoint.latest(run_dir) is not None:  # a mismatch is refused before any work
+    # read once, before process 0 writes any: every process takes the same path below
+    resumed = checkpoint.latest(run_dir) if resume else None
+    if resumed is not None:  # a mismatch is refused before any work
         checkpoint.check_meta(run_dir, {"config": config.to_dict()})
-    trainer = trainer_for(config)
+    trainer = trainer_for(config, mesh)
     state = trainer.init(jax.random.key(config.seed))
     meta = checkpoint_meta(trainer)
-    logger = RunLogger(run_dir)
-    if resume and checkpoint.latest(run_dir) is not None:
+    main = sharding.is_main_process()
+    logger = RunLogger(run_dir) if main else NullLogger()
+    if not main:
+        on_update = evaluate_policy = None
+
+    def save(step: int, host: TrainState, **kwargs) -> None:
+        if main:
+            info = {"updates": step, "env_steps": step * config.batch_steps}
+            checkpoint.save(run_dir, step, to_checkpoint(host), meta | info, **kwargs)
+
+    if resumed is not None:
         saved, found = checkpoint.restore(run_dir, to_checkpoint(state), expected=meta)
         state = from_checkpoint(saved)
         logger.truncate_after(int(found["env_steps"]))
     start = time.perf_counter()
     total = config.num_updates
     done = int(state.update)
+    template = state  # where each part of the state lies on the mesh
     with logger:
-        fresh = done == 0 and checkpoint.latest(run_dir) is None
+        fresh = done == 0 and resumed is None
         if fresh and config.init_from:
             state = initial_agents(trainer, state)
-        if fresh and config.bc_from:
-            state, losses = warm_start(trainer, state, config.bc_from)
+        if fresh and config.bc_from:  # every process clones alike (the same demonstrations)
+            state, losses = warm_start(trainer, sharding.to_host(state), config.bc_from)
             for epoch, loss in enumerate(losses):
                 logger.log(0, {"bc/epoch": epoch, "bc/loss": float(loss)})
         if fresh and (config.init_from or config.bc_from):
-            checkpoint.save(run_dir, 0, to_checkpoint(state), meta | {"updates": 0, "env_steps": 0})
+            state = sharding.to_mesh(state, template)
+            save(0, sharding.to_host(state))
+        host = sharding.to_host(state)  # what process 0 saves and evaluates
         for n in _chunks(done, total, config.checkpoint_every):
             state, metrics = trainer.updates(state, n)
             for i in range(n):
@@ -222,19 +250,14 @@ def train_run(
                     on_update(update, total, update * config.batch_steps, scalars)
             done += n
             env_steps = done * config.batch_steps
-            checkpoint.save(
-                run_dir,
-                done,
-                to_checkpoint(state),
-                meta | {"updates": done, "env_steps": env_steps},
-                keep=config.keep_checkpoints,
-            )
+            host = sharding.to_host(state)  # every process: the other processes' grids too
+            save(done, host, keep=config.keep_checkpoints)
             periodic = config.eval_every and done % config.eval_every == 0 and done < total
             if periodic and evaluate_policy is not None:
-                logger.log(env_steps, evaluation_scalars(evaluate_policy(trainer, state)))
+                logger.log(env_steps, evaluation_scalars(evaluate_policy(trainer, host)))
         evaluation = None
         if evaluate_policy is not None:
-            evaluation = evaluate_policy(trainer, state)
+            evaluation = evaluate_policy(trainer, host)
             logger.log(done * config.batch_steps, evaluation_scalars(evaluation))
             io.write_json(run_dir / EVALUATION_FILE, evaluation)
     seconds = time.perf_counter() - start
