@@ -52,6 +52,7 @@ class RunResult:
     env_steps: int
     seconds: float  # wall time of this invocation's updates (compilation included)
     evaluation: dict | None
+    state: TrainState | None = None  # the final state, every part readable by this process
 
 
 def learned_spec(trainer: Trainer) -> LearnedSpec:
@@ -261,4 +262,4 @@ def train_run(
             logger.log(done * config.batch_steps, evaluation_scalars(evaluation))
             io.write_json(run_dir / EVALUATION_FILE, evaluation)
     seconds = time.perf_counter() - start
-    return RunResult(run_dir, done, done * config.batch_steps, seconds, evaluation)
+    return RunResult(run_dir, done, done * config.batch_steps, seconds, evaluation, host)
