@@ -188,8 +188,9 @@ def render_memory(results: dict) -> str:
                 f" {m['output_bytes'] / MIB:,.0f} |",
                 f"| **together** | **{total / MIB:,.0f}** |",
                 "",
-                "Everything but the parameters, the optimiser state and the normalisers grows with"
-                " the grids a device holds (`num_envs / devices`): a device holding 2,048 grids needs"
+                "Everything but the parameters, the optimiser state and the normalisers grows"
+                " with the grids a device holds (`num_envs / devices`): a device holding 2,048"
+                " grids needs"
                 f" about {2 * total / MIB / 1024:,.1f} GiB, one holding 256 about"
                 f" {total / 4 / MIB:,.0f} MiB. The update donates nothing (the input and output"
                 " states are both live during the call: both are counted), and XLA on a GPU keeps"

@@ -70,10 +70,14 @@ def devices(out: Path) -> None:
     assert jax.device_count() == DEVICES
     results = {}
     envs = None
-    for n in (DEVICES, 1):
+    start = None
+    for n in (1, DEVICES):
         trainer = Trainer(config(), envs, mesh=sharding.data_mesh(n))
         envs = trainer.envs
-        start = trainer.init(jax.random.key(5))
+        if start is None:
+            start = trainer.init(jax.random.key(5))
+        else:  # the same initial state, placed on this mesh (one compilation of init fewer)
+            start = jax.device_put(start, trainer.shardings)
         state, metrics = trainer.updates(start, 2)
         grid_shards = {len(s.data) for s in jax.tree.leaves(state.env_states)[0].addressable_shards}
         results[n] = {
@@ -99,7 +103,12 @@ def devices(out: Path) -> None:
 
 
 def process(out: Path, run_dir: Path, port: int, process_id: int) -> None:
+    import time
+
     import jax
+
+    began = time.perf_counter()
+    mark = lambda what: print(f"{what} {time.perf_counter() - began:.1f} s", flush=True)  # noqa: E731
 
     jax.config.update("jax_disable_most_optimizations", True)
     from gridrl.train import sharding
@@ -108,9 +117,11 @@ def process(out: Path, run_dir: Path, port: int, process_id: int) -> None:
 
     assert sharding.initialize(f"localhost:{port}", 2, process_id)
     mesh = sharding.data_mesh()
+    mark("initialised")
     calls = {"updates": [], "evaluations": 0}
 
     def on_update(update, total, env_steps, scalars):
+        mark(f"update {update}")
         calls["updates"].append(update)
 
     def evaluate_policy(trainer, state):
@@ -120,6 +131,7 @@ def process(out: Path, run_dir: Path, port: int, process_id: int) -> None:
     result = train_run(
         config(), run_dir, on_update=on_update, evaluate_policy=evaluate_policy, mesh=mesh
     )
+    mark("trained")
     document = {
         "process": jax.process_index(),
         "processes": jax.process_count(),

@@ -298,6 +298,8 @@ def train(args: argparse.Namespace, console: Console) -> int:
     )
     mesh = sharding.data_mesh(args.devices)
     config = None if args.resume else _train_config(args)
+    if config is not None:  # before the bar: the error is the only line printed
+        sharding.check_divisible(config.envs_per_scenario(), mesh.devices.size)
     run_dir = Path(args.resume or args.out)
     main = sharding.is_main_process()
     progress, on_update = _training_bar(console) if main else (contextlib.nullcontext(), None)

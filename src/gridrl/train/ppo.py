@@ -143,8 +143,12 @@ class Trainer:
             optax.adam(_schedule(config), eps=1e-5),
         )
         self.shardings = sharding.shardings(self.mesh, STATE_SPECS)
-        self.updates = jax.jit(self._updates, static_argnums=(1,))
         replicated = jax.sharding.NamedSharding(self.mesh, REPLICATED)
+        # init and updates give the state the same shardings: a chunk's output state is the next
+        # chunk's input without a new compilation
+        self.updates = jax.jit(
+            self._updates, static_argnums=(1,), out_shardings=(self.shardings, replicated)
+        )
         self.init = jax.jit(self._init, in_shardings=replicated, out_shardings=self.shardings)
 
     def on_mesh(self, fn: Callable, out_specs) -> Callable:

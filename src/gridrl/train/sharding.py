@@ -180,23 +180,31 @@ def merged(stats: RunningStats, batch: jax.Array) -> RunningStats:
 
 
 def to_host(tree: Any) -> Any:
-    """Every leaf readable by this process: an array spread over other processes' devices is
-    gathered (a collective: every process calls this), a replicated one read from a local copy,
-    typed PRNG keys kept as keys. On one process, the tree as it is."""
+    """Every leaf readable by this process: the arrays spread over other processes' devices are
+    gathered (one program for the whole tree, a collective: every process calls this), replicated
+    ones read from a local copy. On one process, the tree as it is."""
     if jax.process_count() == 1:
         return tree
+    leaves, structure = jax.tree.flatten(tree)
+    spread = [
+        i
+        for i, x in enumerate(leaves)
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated
+    ]
+    if spread:
+        mesh = leaves[spread[0]].sharding.mesh
+        gathered = jax.jit(lambda xs: xs, out_shardings=NamedSharding(mesh, REPLICATED))(
+            [leaves[i] for i in spread]
+        )
+        for i, x in zip(spread, gathered, strict=True):
+            leaves[i] = x
 
-    def gather(x: Any) -> Any:
+    def local(x: Any) -> Any:
         if not isinstance(x, jax.Array) or x.is_fully_addressable:
             return x
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            impl = jax.random.key_impl(x)
-            return jax.random.wrap_key_data(gather(jax.random.key_data(x)), impl=impl)
-        if x.is_fully_replicated:
-            return np.asarray(x.addressable_data(0))
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return x.addressable_data(0)  # a replicated array's copy on this process
 
-    return jax.tree.map(gather, tree)
+    return jax.tree.unflatten(structure, [local(x) for x in leaves])
 
 
 def to_mesh(tree: Any, target: Any) -> Any:
