@@ -44,6 +44,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/env.py
 	$(BIN)/python benchmarks/sced.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
