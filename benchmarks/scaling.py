@@ -194,7 +194,9 @@ def render_memory(results: dict) -> str:
                 f" about {2 * total / MIB / 1024:,.1f} GiB, one holding 256 about"
                 f" {total / 4 / MIB:,.0f} MiB. The update donates nothing (the input and output"
                 " states are both live during the call: both are counted), and XLA on a GPU keeps"
-                " its own workspace beside these figures (leave 10-20 % free).",
+                " its own workspace beside these figures (leave 10-20 % free). Measured on the"
+                " CPU backend: a GPU's or TPU's compiler assigns buffers its own way, so take the"
+                " figures as an estimate there, and check with a short run.",
             ]
         )
         + "\n"
