@@ -51,24 +51,25 @@ def do_nothing(env: GridEnv) -> Act:
     return act
 
 
-def _shift_factors(env: GridEnv) -> Array:
+def shift_factors(env: GridEnv) -> Array:
     """[n_branch, n_bus] base-topology PTDF (MW of flow per MW injected, slack at the reference)."""
     grid = env.default_params.grid
     with jax.ensure_compile_time_eval():  # a constant, also when a policy is built under jit
         return jnp.asarray(np.asarray(ptdf(grid.astype(jnp.float32))), jnp.float32)
 
 
-def _overloads(params: EnvParams, state: EnvState, threshold: float):
-    """(in service, directed excess in MW above `threshold` of the rating, flow direction)."""
+def overloads(params: EnvParams, state: EnvState, flow: Array, threshold: float):
+    """(in service, directed excess in MW of `flow` above `threshold` of the rating, flow
+    direction) with `state`'s branch statuses."""
     in_service = (params.grid.branch_status > 0) & (state.branch_down == 0)
-    excess = jnp.where(in_service, jnp.abs(state.flow) - threshold * params.rating, 0.0)
-    return in_service, jnp.maximum(excess, 0.0), jnp.sign(state.flow)
+    excess = jnp.where(in_service, jnp.abs(flow) - threshold * params.rating, 0.0)
+    return in_service, jnp.maximum(excess, 0.0), jnp.sign(flow)
 
 
 def relief_redispatch(params: EnvParams, state: EnvState, shift: Array, threshold: float) -> Array:
     """[n_gen] MW targets relieving the branches above `threshold` (see the module notes)."""
     grid = params.grid
-    _, excess, direction = _overloads(params, state, threshold)
+    _, excess, direction = overloads(params, state, state.flow, threshold)
     sens = direction[:, None] * shift[:, grid.gen_bus]  # [n_branch, n_gen] directed sensitivity
     ramp = step_ramp(params)
     on = params.layout.dispatchable & (state.gen_down == 0) & (state.available > 0)
@@ -94,7 +95,7 @@ def relief_redispatch(params: EnvParams, state: EnvState, shift: Array, threshol
 
 
 def proportional(env: GridEnv, threshold: float = 0.95) -> Act:
-    shift = _shift_factors(env)
+    shift = shift_factors(env)
     config = env.config
 
     def act(key, obs, state, params):
@@ -104,30 +105,44 @@ def proportional(env: GridEnv, threshold: float = 0.95) -> Act:
     return act
 
 
-def emergency(env: GridEnv, threshold: float = 0.95, shed_above: float = 1.2) -> Act:
-    shift = _shift_factors(env)
-    config = env.config
+def curtail_and_shed(
+    params: EnvParams,
+    config,
+    state: EnvState,
+    shift: Array,
+    flow: Array,
+    threshold: float = 0.95,
+    shed_above: float = 1.2,
+) -> tuple[Array, Array]:
+    """([n_gen] curtailed share, [n_bus] shed share): the emergency operator's rules (module
+    notes) for branches carrying `flow`."""
+    grid = params.grid
+    in_service, _, direction = overloads(params, state, flow, threshold)
+    loading = jnp.where(in_service, jnp.abs(flow) / params.rating, 0.0)
+    over = jnp.maximum(loading - 1.0, 0.0)  # [n_branch] share above the rating
+    sens_bus = direction[:, None] * shift  # [n_branch, n_bus]
+    feeds = sens_bus[:, grid.gen_bus] > MIN_SENSITIVITY
+    renewable = ~params.layout.dispatchable
+    curtail = jnp.max(jnp.where(feeds, over[:, None], 0.0), axis=0) * CURTAIL_GAIN
+    curtail = jnp.where(renewable, jnp.clip(curtail, 0.0, 1.0), 0.0)
     trip_after = config.protection.trip_after_steps
+    urgent = (loading > 1.0) & ((state.overload_count >= trip_after - 1) | (loading > shed_above))
+    # shedding at bus b raises its net injection: it relieves a branch where sens < 0
+    relieves = jnp.maximum(-sens_bus, 0.0) * (-sens_bus > MIN_SENSITIVITY)
+    shed = jnp.max(jnp.where(urgent[:, None], over[:, None] * relieves, 0.0), axis=0)
+    return curtail, jnp.clip(shed * SHED_GAIN, 0.0, config.max_shed_share)
+
+
+def emergency(env: GridEnv, threshold: float = 0.95, shed_above: float = 1.2) -> Act:
+    shift = shift_factors(env)
+    config = env.config
 
     def act(key, obs, state, params):
-        grid = params.grid
         target = relief_redispatch(params, state, shift, threshold)
-        in_service, _, direction = _overloads(params, state, threshold)
-        loading = jnp.where(in_service, jnp.abs(state.flow) / params.rating, 0.0)
-        over = jnp.maximum(loading - 1.0, 0.0)  # [n_branch] share above the rating
-        sens_bus = direction[:, None] * shift  # [n_branch, n_bus]
-        feeds = sens_bus[:, grid.gen_bus] > MIN_SENSITIVITY
-        renewable = ~params.layout.dispatchable
-        curtail = jnp.max(jnp.where(feeds, over[:, None], 0.0), axis=0) * CURTAIL_GAIN
-        curtail = jnp.where(renewable, jnp.clip(curtail, 0.0, 1.0), 0.0)
-        urgent = (loading > 1.0) & (
-            (state.overload_count >= trip_after - 1) | (loading > shed_above)
+        curtail, shed = curtail_and_shed(
+            params, config, state, shift, state.flow, threshold, shed_above
         )
-        # shedding at bus b raises its net injection: it relieves a branch where sens < 0
-        relieves = jnp.maximum(-sens_bus, 0.0) * (-sens_bus > MIN_SENSITIVITY)
-        shed = jnp.max(jnp.where(urgent[:, None], over[:, None] * relieves, 0.0), axis=0)
-        shed_share = jnp.clip(shed * SHED_GAIN, 0.0, config.max_shed_share)
-        return encode(params, config, state.pg, target, curtail, shed_share)
+        return encode(params, config, state.pg, target, curtail, shed)
 
     return act
 

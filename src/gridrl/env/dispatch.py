@@ -97,6 +97,18 @@ def step_ramp(params: EnvParams) -> Array:
     return jnp.minimum(grid.ramp * STEP_MINUTES, jnp.maximum(grid.pmax, 0.0))
 
 
+def curtail_shares(layout: Layout, decoded: Decoded) -> Array:
+    """[n_gen] share of each renewable's availability the actions curtail (others 0)."""
+    return per_element(layout.unit_curtail, decoded.curtail)
+
+
+def shed_shares(layout: Layout, config: EnvConfig, decoded: Decoded) -> Array:
+    """[n_bus] share of each bus's demand the actions shed: the larger of its region's
+    operational shed and the safety agent's emergency shed, times `max_shed_share`."""
+    bus_shed = per_element(layout.bus_slot, decoded.shed)
+    return jnp.maximum(bus_shed, decoded.emergency[layout.bus_region]) * config.max_shed_share
+
+
 def setpoints(
     params: EnvParams,
     config: EnvConfig,
@@ -117,14 +129,12 @@ def setpoints(
     upper = jnp.where(dispatchable, jnp.minimum(available, pg + ramp), 0.0)
     lower = jnp.minimum(lower, upper)  # a unit derated below its minimum runs at what it can
     # renewables: what the weather gives, less curtailment
-    curtail_share = per_element(layout.unit_curtail, decoded.curtail)
+    curtail_share = curtail_shares(layout, decoded)
     renewable_on = unit_on & ~layout.dispatchable
     renewable = jnp.where(renewable_on, available, 0.0)
     curtailed = renewable * jnp.clip(curtail_share, 0.0, 1.0)
     target = jnp.where(dispatchable, jnp.clip(pg + move, lower, upper), renewable - curtailed)
-    # shedding: the larger of the region's operational and the safety agent's emergency shed
-    bus_shed = per_element(layout.bus_slot, decoded.shed)
-    share = jnp.maximum(bus_shed, decoded.emergency[layout.bus_region]) * config.max_shed_share
+    share = shed_shares(layout, config, decoded)
     return Setpoints(
         target=target,
         lower=lower,
